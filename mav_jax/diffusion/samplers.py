@@ -1,0 +1,126 @@
+"""DDPM ancestral and DDIM samplers, each one jit-compiled `fori_loop` over a strided schedule.
+
+Both take the starting noise `x_T` from the caller (SR_h starts every frame from the same noise)
+and a `denoise_fn(params, x_t, t, cond)`; `params` and `cond` are traced pytrees, so one compiled
+sampler serves any weights and any prompt batch, sharded however they are.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mav_jax.diffusion.guidance import DenoiseFn, guided_output
+from mav_jax.diffusion.objectives import predict_x0_and_eps
+from mav_jax.diffusion.schedules import NoiseSchedule
+
+
+def sampling_timesteps(num_timesteps: int, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly strided (t, next_t) pairs from T-1 down to 0; next_t = -1 marks the clean sample."""
+    if not 1 <= num_steps <= num_timesteps:
+        raise ValueError(f"num_steps must be in [1, {num_timesteps}], got {num_steps}.")
+    ts = np.round(np.linspace(num_timesteps - 1, 0, num_steps)).astype(np.int32)
+    return ts, np.append(ts[1:], -1).astype(np.int32)
+
+
+def _step_quantities(schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale):
+    """Network call at integer step t -> (x0_hat, eps_hat, abar_t), all float32."""
+    batch_t = jnp.full((x.shape[0],), t, jnp.int32)
+    if guidance_scale is None:
+        out = denoise_fn(params, x, batch_t, cond).astype(jnp.float32)
+    else:
+        out = guided_output(denoise_fn, params, x, batch_t, cond, guidance_scale)
+    abar_t = schedule.alphas_cumprod[t]
+    alpha, sigma = jnp.sqrt(abar_t), jnp.sqrt(1.0 - abar_t)
+    x0, eps = predict_x0_and_eps(prediction, out, x, alpha, sigma)
+    if clip_x0:
+        x0 = jnp.clip(x0, -1.0, 1.0)
+        eps = (x - alpha * x0) / sigma
+    return x0, eps, abar_t
+
+
+def _abar_next(schedule: NoiseSchedule, s: jax.Array) -> jax.Array:
+    return jnp.where(s >= 0, schedule.alphas_cumprod[jnp.maximum(s, 0)], 1.0)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0")
+)
+def ddim_sample(
+    denoise_fn: DenoiseFn,
+    params: Any,
+    x_T: jax.Array,
+    key: jax.Array,
+    schedule: NoiseSchedule,
+    cond: dict | None = None,
+    *,
+    num_steps: int = 50,
+    eta: float = 0.0,
+    prediction: str = "eps",
+    clip_x0: bool = True,
+    guidance_scale: float | jax.Array | None = None,
+) -> jax.Array:
+    """DDIM (Song et al. 2021). eta=0 is deterministic; eta=1 matches DDPM's posterior variance."""
+    ts, next_ts = (jnp.asarray(a) for a in sampling_timesteps(schedule.num_timesteps, num_steps))
+    cond = {} if cond is None else cond
+
+    def body(i, x):
+        t, s = ts[i], next_ts[i]
+        x0, eps, abar_t = _step_quantities(
+            schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale
+        )
+        abar_s = _abar_next(schedule, s)
+        std = eta * jnp.sqrt((1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s))
+        direction = jnp.sqrt(jnp.maximum(1 - abar_s - std**2, 0.0))
+        noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, jnp.float32)
+        return jnp.sqrt(abar_s) * x0 + direction * eps + std * noise
+
+    return jax.lax.fori_loop(0, num_steps, body, x_T.astype(jnp.float32))
+
+
+@functools.partial(
+    jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0")
+)
+def ddpm_sample(
+    denoise_fn: DenoiseFn,
+    params: Any,
+    x_T: jax.Array,
+    key: jax.Array,
+    schedule: NoiseSchedule,
+    cond: dict | None = None,
+    *,
+    num_steps: int | None = None,
+    prediction: str = "eps",
+    clip_x0: bool = True,
+    guidance_scale: float | jax.Array | None = None,
+) -> jax.Array:
+    """Ancestral sampling from the posterior q(x_s | x_t, x0_hat) (Ho et al. 2020).
+
+    With num_steps < T the steps are strided and each step's beta is 1 - abar_t / abar_s
+    (respacing, as in Improved DDPM).
+    """
+    num_steps = num_steps or schedule.num_timesteps
+    ts, next_ts = (jnp.asarray(a) for a in sampling_timesteps(schedule.num_timesteps, num_steps))
+    cond = {} if cond is None else cond
+
+    def body(i, x):
+        t, s = ts[i], next_ts[i]
+        x0, _, abar_t = _step_quantities(
+            schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale
+        )
+        abar_s = _abar_next(schedule, s)
+        beta = 1 - abar_t / abar_s
+        mean = (jnp.sqrt(abar_s) * beta / (1 - abar_t)) * x0 + (
+            jnp.sqrt(1 - beta) * (1 - abar_s) / (1 - abar_t)
+        ) * x
+        variance = beta * (1 - abar_s) / (1 - abar_t)
+        noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, jnp.float32)
+        return mean + jnp.sqrt(variance) * noise
+
+    return jax.lax.fori_loop(0, num_steps, body, x_T.astype(jnp.float32))
+
+

@@ -1,0 +1,197 @@
+"""The two Make-A-Video building blocks: pseudo-3D convolution and pseudo-3D attention.
+
+Both factorise space-time: a 2-D spatial layer on every frame, then a 1-D temporal layer over the
+F frames at every location. The temporal half is initialised to the identity (Dirac conv kernel;
+zero-initialised attention output on a residual path), so a video layer made from a trained image
+layer starts out computing exactly the image layer, frame by frame. With temporal mixing off
+(no temporal layers, `temporal=False` at call time, or F == 1) both are exactly the 2-D layer.
+
+Video tensors are channels-last `(B, F, H, W, C)`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mav_jax.nn.embeddings import frame_position_encoding
+from mav_jax.nn.layers import Dtype, axes_metadata, conv, dense, dirac_init, layer_norm
+from mav_jax.parallel import logical_axes as ax
+
+# Attribute names of every temporal sub-layer. The weight transplant and temporal-only training
+# find the temporal parameters by these names (see `mav_jax.nn.unet.is_temporal_path`).
+TEMPORAL_CONV = "temporal_conv"
+TEMPORAL_NORM = "temporal_norm"
+TEMPORAL_ATTENTION = "temporal_attention"
+
+
+def _frames_to_sequences(x: jax.Array) -> jax.Array:
+    """(B, F, H, W, C) -> (B*H*W, F, C): one sequence over time per pixel."""
+    b, f, h, w, c = x.shape
+    return x.transpose(0, 2, 3, 1, 4).reshape(b * h * w, f, c)
+
+
+def _sequences_to_frames(seq: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Inverse of `_frames_to_sequences` for a video of `shape` (B, F, H, W, C')."""
+    b, f, h, w, c = shape
+    return seq.reshape(b, h, w, f, c).transpose(0, 3, 1, 2, 4)
+
+
+class Pseudo3DConv(nnx.Module):
+    """k x k spatial conv on every frame, then a kt-tap temporal conv (identity at init) per pixel."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: int = 3,
+        temporal_kernel_size: int = 3,
+        *,
+        temporal: bool = True,
+        dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.spatial_conv = conv(
+            in_features, out_features, (kernel_size, kernel_size), dtype=dtype, rngs=rngs
+        )
+        self.temporal_conv = (
+            conv(
+                out_features, out_features, (temporal_kernel_size,), kernel_init=dirac_init,
+                dtype=dtype, rngs=rngs,
+            )  # fmt: skip
+            if temporal
+            else None
+        )
+
+    def __call__(self, x: jax.Array, *, temporal: bool = True) -> jax.Array:
+        if x.ndim != 5:
+            raise ValueError(f"Pseudo3DConv expects a video (B, F, H, W, C), got shape {x.shape}.")
+        y = self.spatial_conv(x)  # (B, F, H, W, C'): leading (B, F) are batch dims
+        if self.temporal_conv is None or not temporal or x.shape[1] == 1:
+            return y
+        return _sequences_to_frames(self.temporal_conv(_frames_to_sequences(y)), y.shape)
+
+
+class MultiHeadAttention(nnx.Module):
+    """Multi-head (self or cross) attention over (N, T, C) tokens via jax.nn.dot_product_attention."""
+
+    def __init__(
+        self,
+        features: int,
+        num_heads: int,
+        *,
+        context_features: int | None = None,
+        zero_init_output: bool = False,
+        dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        if features % num_heads:
+            raise ValueError(f"features={features} is not divisible by num_heads={num_heads}.")
+        head_dim = features // num_heads
+        kv_features = context_features or features
+
+        def proj(in_features: int) -> nnx.LinearGeneral:
+            return nnx.LinearGeneral(
+                in_features, (num_heads, head_dim), use_bias=False, dtype=dtype,
+                kernel_metadata=axes_metadata(ax.EMBED, ax.HEADS, ax.HEAD_DIM), rngs=rngs,
+            )  # fmt: skip
+
+        self.query = proj(features)
+        self.key = proj(kv_features)
+        self.value = proj(kv_features)
+        self.out = nnx.LinearGeneral(
+            (num_heads, head_dim),
+            features,
+            axis=(-2, -1),
+            dtype=dtype,
+            kernel_init=(
+                nnx.initializers.zeros_init() if zero_init_output else nnx.initializers.lecun_normal()
+            ),
+            kernel_metadata=axes_metadata(ax.HEADS, ax.HEAD_DIM, ax.EMBED),
+            bias_metadata=axes_metadata(ax.EMBED),
+            rngs=rngs,
+        )
+
+    def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        kv = x if context is None else context.astype(x.dtype)
+        q, k, v = self.query(x), self.key(kv), self.value(kv)  # (N, T, heads, head_dim)
+        return self.out(jax.nn.dot_product_attention(q, k, v))  # softmax in float32 inside
+
+
+class FeedForward(nnx.Module):
+    """Token-wise GELU MLP with 4x expansion."""
+
+    def __init__(self, features: int, *, dtype: Dtype = jnp.float32, rngs: nnx.Rngs):
+        self.hidden = dense(features, 4 * features, axes=(ax.EMBED, ax.MLP), dtype=dtype, rngs=rngs)
+        self.out = dense(4 * features, features, axes=(ax.MLP, ax.EMBED), dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.out(jax.nn.gelu(self.hidden(x)))
+
+
+class Pseudo3DAttention(nnx.Module):
+    """Transformer block over a video: spatial self-attention per frame, optional cross-attention to
+    conditioning tokens, a feed-forward layer, then temporal self-attention per location.
+
+    Every sub-layer is pre-norm and residual. The temporal attention's output projection starts at
+    zero, so at initialisation the block is its image counterpart applied frame by frame.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        num_heads: int,
+        *,
+        context_features: int | None = None,
+        temporal: bool = True,
+        dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        self.dtype = dtype
+        self.spatial_norm = layer_norm(features, rngs=rngs)
+        self.spatial_attention = MultiHeadAttention(features, num_heads, dtype=dtype, rngs=rngs)
+        if context_features:
+            self.cross_norm = layer_norm(features, rngs=rngs)
+            self.cross_attention = MultiHeadAttention(
+                features, num_heads, context_features=context_features, dtype=dtype, rngs=rngs
+            )
+        else:
+            self.cross_norm = self.cross_attention = None
+        self.ff_norm = layer_norm(features, rngs=rngs)
+        self.feed_forward = FeedForward(features, dtype=dtype, rngs=rngs)
+        if temporal:
+            self.temporal_norm = layer_norm(features, rngs=rngs)
+            self.temporal_attention = MultiHeadAttention(
+                features, num_heads, zero_init_output=True, dtype=dtype, rngs=rngs
+            )
+        else:
+            self.temporal_norm = self.temporal_attention = None
+
+    def __call__(
+        self, x: jax.Array, context: jax.Array | None = None, *, temporal: bool = True
+    ) -> jax.Array:
+        """x: (B, F, H, W, C); context: (B, S, D) tokens, shared by every frame of a clip."""
+        if x.ndim != 5:
+            raise ValueError(f"Pseudo3DAttention expects a video (B, F, H, W, C), got {x.shape}.")
+        if context is not None and self.cross_attention is None:
+            raise ValueError("Context tokens given, but this block was built without cross-attention.")
+        b, f, h, w, c = x.shape
+        tokens = x.reshape(b * f, h * w, c)  # (B*F, H*W, C): one sequence per frame
+        tokens = tokens + self._attend(self.spatial_attention, self.spatial_norm, tokens)
+        if context is not None:
+            frame_context = jnp.repeat(context, f, axis=0)  # (B*F, S, D)
+            tokens = tokens + self._attend(
+                self.cross_attention, self.cross_norm, tokens, frame_context
+            )
+        tokens = tokens + self.feed_forward(self.ff_norm(tokens).astype(self.dtype))
+        x = tokens.reshape(b, f, h, w, c)
+        if self.temporal_attention is None or not temporal or f == 1:
+            return x
+        seq = _frames_to_sequences(x)  # (B*H*W, F, C)
+        normed = self.temporal_norm(seq) + frame_position_encoding(f, c)[None]
+        update = self.temporal_attention(normed.astype(self.dtype))
+        return x + _sequences_to_frames(update, x.shape)
+
+    def _attend(self, attention, norm, tokens, context=None):
+        return attention(norm(tokens).astype(self.dtype), context)

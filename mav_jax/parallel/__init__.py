@@ -1,0 +1,21 @@
+"""Logical axis names, mesh construction and parameter sharding."""
+
+from mav_jax.parallel import logical_axes
+from mav_jax.parallel.sharding import (
+    DEFAULT_RULES,
+    MESH_AXES,
+    logical_to_mesh_spec,
+    make_mesh,
+    shard_module_state,
+    state_shardings,
+)
+
+__all__ = [
+    "DEFAULT_RULES",
+    "MESH_AXES",
+    "logical_axes",
+    "logical_to_mesh_spec",
+    "make_mesh",
+    "shard_module_state",
+    "state_shardings",
+]

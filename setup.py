@@ -1,0 +1,30 @@
+"""mav_jax: Make-A-Video (text-to-video by a cascade of diffusion models) in JAX/Flax for TPU pods."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mav_jax",
+    version="0.1.0",
+    description="Make-A-Video in JAX/Flax NNX: pseudo-3D U-Net cascade, sharded for TPU pods.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["mav_jax", "mav_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.6.0",
+        "flax>=0.12.0",  # NNX with `out_sharding` variable metadata and nnx.List
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11.0",
+        "tensorflow-datasets>=4.9.7",
+        "ml_collections>=1.0.0",
+        "absl-py>=2.1.0",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        # Everything the test suite needs beyond the package itself.
+        "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+        # The peer benchmark in bench/unet_step.py (torch 2.13.0 is what the CPU wheel cache holds;
+        # make-a-video-pytorch itself is installed with --no-deps, see bench/README.md).
+        "bench": ["torch>=2.4", "einops>=0.8", "packaging"],
+    },
+)

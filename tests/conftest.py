@@ -1,0 +1,78 @@
+"""Test setup: 8 fake CPU devices (so sharding tests are real) and shared tiny models.
+
+XLA compile time dominates on 2 cores, so models and jitted functions are built once per session
+and shared by the tests that use them.
+"""
+
+import jax
+
+jax.config.update("jax_num_cpu_devices", 8)
+jax.config.update("jax_threefry_partitionable", True)
+
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from mav_jax.nn import SpatioTemporalUNet, UNetConfig, transplant_spatial_params  # noqa: E402
+
+# Every conditioning input in use: timestep, fps, noise-augmentation level, a global embedding
+# (added to the time embedding and projected to cross-attention tokens), 4 extra input channels.
+FULL_CONDITIONING = UNetConfig(
+    base_channels=16,
+    channel_mults=(1, 2),
+    num_res_blocks=1,
+    attention_levels=(1,),
+    num_heads=2,
+    temporal=True,
+    fps_conditioning=True,
+    noise_aug_conditioning=True,
+    embedding_dim=8,
+    num_context_tokens=2,
+    extra_in_channels=4,
+)
+
+
+def pytest_configure(config):
+    assert len(jax.devices()) == 8, "tests expect 8 fake CPU devices (jax_num_cpu_devices)"
+
+
+@pytest.fixture(scope="session")
+def video_cfg() -> UNetConfig:
+    return FULL_CONDITIONING
+
+
+@pytest.fixture(scope="session")
+def image_cfg(video_cfg) -> UNetConfig:
+    """The image U-Net the video one is made from: no temporal layers, no fps conditioning."""
+    return video_cfg.replace(temporal=False, fps_conditioning=False)
+
+
+@pytest.fixture(scope="session")
+def image_unet(image_cfg) -> SpatioTemporalUNet:
+    return SpatioTemporalUNet(image_cfg, rngs=nnx.Rngs(1))
+
+
+@pytest.fixture(scope="session")
+def video_unet(video_cfg, image_unet) -> SpatioTemporalUNet:
+    """A freshly initialised video U-Net carrying the image U-Net's spatial weights."""
+    model = SpatioTemporalUNet(video_cfg, rngs=nnx.Rngs(2))
+    transplant_spatial_params(nnx.state(image_unet, nnx.Param), model)
+    return model
+
+
+def make_conditioning(cfg: UNetConfig, key, batch: int, frames: int, height: int, width: int):
+    """Random inputs for every conditioning the config asks for."""
+    k = jax.random.split(key, 6)
+    cond = {}
+    if cfg.timestep_conditioning:
+        cond["timesteps"] = jax.random.randint(k[0], (batch,), 0, 1000).astype(jnp.float32)
+    if cfg.fps_conditioning:
+        cond["fps"] = jax.random.uniform(k[1], (batch,), minval=2.0, maxval=30.0)
+    if cfg.noise_aug_conditioning:
+        cond["noise_aug_level"] = jax.random.uniform(k[2], (batch,), maxval=300.0)
+    if cfg.embedding_dim:
+        cond["embedding"] = jax.random.normal(k[3], (batch, cfg.embedding_dim))
+    if cfg.extra_in_channels:
+        shape = (batch, frames, height, width, cfg.extra_in_channels)
+        cond["extra"] = jax.random.normal(k[4], shape)
+    return cond
