@@ -1,0 +1,201 @@
+"""Diffusion core: schedules, parameterisations, samplers and classifier-free guidance."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import make_conditioning
+from flax import nnx
+
+from mav_jax.diffusion import (
+    condition_keep_mask,
+    cosine_schedule,
+    ddim_sample,
+    ddpm_sample,
+    diffusion_loss,
+    guided_output,
+    linear_schedule,
+    make_schedule,
+    predict_x0_and_eps,
+    prediction_target,
+    q_sample,
+    sampling_timesteps,
+)
+from mav_jax.nn import unet_denoise_fn
+
+SCHEDULES = {"cosine": cosine_schedule(200), "linear": linear_schedule(200)}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedules_go_from_clean_to_pure_noise(name):
+    abar = np.asarray(SCHEDULES[name].alphas_cumprod)
+    assert abar.shape == (200,)
+    assert np.all(np.diff(abar) < 0)
+    assert abar[0] > 0.99 and abar[-1] < 0.01 and abar[-1] > 0
+
+
+def test_cosine_schedule_matches_its_closed_form():
+    abar = np.asarray(cosine_schedule(1000).alphas_cumprod, np.float64)
+    f = lambda t: np.cos((t / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2  # noqa: E731
+    t = np.array([0, 100, 500, 900])
+    np.testing.assert_allclose(abar[t], f(t + 1) / f(0), rtol=1e-5)
+
+
+def test_unknown_schedule_is_named():
+    with pytest.raises(ValueError, match="cosine"):
+        make_schedule("sigmoidal")
+
+
+def test_forward_process_is_alpha_x0_plus_sigma_eps():
+    schedule = SCHEDULES["cosine"]
+    x0 = jax.random.normal(jax.random.key(0), (2, 3, 4, 4, 3))
+    noise = jax.random.normal(jax.random.key(1), x0.shape)
+    t = jnp.array([5, 150])
+    abar = schedule.alphas_cumprod[t]
+    expected = jnp.sqrt(abar)[:, None, None, None, None] * x0 + jnp.sqrt(1 - abar)[:, None, None, None, None] * noise
+    np.testing.assert_allclose(q_sample(schedule, x0, t, noise), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
+def test_prediction_targets_invert_to_x0_and_eps(prediction):
+    x0 = jax.random.normal(jax.random.key(0), (4, 5))
+    eps = jax.random.normal(jax.random.key(1), (4, 5))
+    alpha, sigma = jnp.float32(0.6), jnp.float32(0.8)
+    x_t = alpha * x0 + sigma * eps
+    target = prediction_target(prediction, x0, eps, alpha, sigma)
+    x0_hat, eps_hat = predict_x0_and_eps(prediction, target, x_t, alpha, sigma)
+    np.testing.assert_allclose(x0_hat, x0, atol=1e-5)
+    np.testing.assert_allclose(eps_hat, eps, atol=1e-5)
+
+
+def test_v_and_eps_parameterisations_imply_the_same_x0():
+    """A network that is off by the same eps error in either parameterisation implies one x0."""
+    key = jax.random.key(2)
+    x0, eps, err = jax.random.normal(key, (3, 4, 6))
+    for alpha in (0.99, 0.5, 0.05):
+        alpha = jnp.float32(alpha)
+        sigma = jnp.sqrt(1 - alpha**2)
+        x_t = alpha * x0 + sigma * eps
+        eps_pred = eps + err
+        # The v implied by (x_t, eps_pred): x0 from eps, then v = alpha eps - sigma x0.
+        x0_from_eps, _ = predict_x0_and_eps("eps", eps_pred, x_t, alpha, sigma)
+        v_pred = prediction_target("v", x0_from_eps, eps_pred, alpha, sigma)
+        x0_from_v, eps_from_v = predict_x0_and_eps("v", v_pred, x_t, alpha, sigma)
+        np.testing.assert_allclose(x0_from_v, x0_from_eps, atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(eps_from_v, eps_pred, atol=1e-4, rtol=1e-4)
+
+
+def _perfect_denoiser(x0, prediction, schedule):
+    """denoise_fn that knows the clean sample: returns the exact target for any x_t."""
+
+    def denoise(params, x_t, t, cond):
+        alpha, sigma = schedule.alpha_sigma(t)
+        alpha, sigma = alpha[:, None, None], sigma[:, None, None]
+        eps = (x_t - alpha * x0) / sigma
+        return prediction_target(prediction, x0, eps, alpha, sigma)
+
+    return denoise
+
+
+@pytest.mark.parametrize("schedule_name", sorted(SCHEDULES))
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_samplers_with_a_perfect_denoiser_return_x0(schedule_name, prediction):
+    schedule = SCHEDULES[schedule_name]
+    x0 = jnp.tanh(jax.random.normal(jax.random.key(0), (2, 6, 5)))  # inside [-1, 1]
+    x_T = jax.random.normal(jax.random.key(1), x0.shape)
+    denoise = _perfect_denoiser(x0, prediction, schedule)
+    common = dict(prediction=prediction, clip_x0=False)
+    outputs = {
+        "ddim": ddim_sample(denoise, None, x_T, jax.random.key(2), schedule, num_steps=10, **common),
+        "ddim_eta1": ddim_sample(denoise, None, x_T, jax.random.key(2), schedule, num_steps=10, eta=1.0, **common),
+        "ddpm": ddpm_sample(denoise, None, x_T, jax.random.key(3), schedule, **common),
+        "ddpm_strided": ddpm_sample(denoise, None, x_T, jax.random.key(3), schedule, num_steps=25, **common),
+    }
+    for name, out in outputs.items():
+        np.testing.assert_allclose(out, x0, atol=2e-3, err_msg=name)
+
+
+def _toy_denoiser(params, x_t, t, cond):
+    """Deterministic but non-trivial: depends on x_t, t and the embedding."""
+    scale = 1.0 + 0.001 * t.astype(jnp.float32)[:, None, None]
+    return jnp.tanh(x_t * scale + cond["embedding"][:, None, :])
+
+
+def test_ddim_with_eta_zero_is_deterministic_and_eta_one_is_not():
+    schedule = SCHEDULES["cosine"]
+    x_T = jax.random.normal(jax.random.key(1), (2, 3, 4))
+    cond = {"embedding": jax.random.normal(jax.random.key(2), (2, 4))}
+    run = lambda key, eta: ddim_sample(_toy_denoiser, None, x_T, key, schedule, cond, num_steps=8, eta=eta)  # noqa: E731
+    np.testing.assert_array_equal(run(jax.random.key(3), 0.0), run(jax.random.key(4), 0.0))
+    assert not np.allclose(run(jax.random.key(3), 1.0), run(jax.random.key(4), 1.0))
+    assert np.all(np.isfinite(run(jax.random.key(3), 1.0)))
+
+
+def test_sampling_timesteps_cover_the_schedule_in_descending_order():
+    ts, nxt = sampling_timesteps(1000, 4)
+    np.testing.assert_array_equal(ts, [999, 666, 333, 0])
+    np.testing.assert_array_equal(nxt, [666, 333, 0, -1])
+    with pytest.raises(ValueError, match="num_steps"):
+        sampling_timesteps(10, 11)
+
+
+def test_diffusion_loss_is_zero_for_a_perfect_model_and_honours_weights():
+    schedule = SCHEDULES["linear"]
+    x0 = jax.random.normal(jax.random.key(0), (3, 2, 4, 4, 3))
+    key = jax.random.key(5)
+
+    def perfect(x_t, t):  # recovers eps from the known x0
+        alpha, sigma = (v[:, None, None, None, None] for v in schedule.alpha_sigma(t))
+        return (x_t - alpha * x0) / sigma
+
+    loss, aux = diffusion_loss(perfect, x0, key, schedule, "eps")
+    assert float(loss) < 1e-8 and aux["per_example_loss"].shape == (3,)
+    zero_model = lambda x_t, t: jnp.zeros_like(x_t)  # noqa: E731
+    full, _ = diffusion_loss(zero_model, x0, key, schedule, "eps")
+    assert 0.5 < float(full) < 2.0  # E[eps^2] = 1
+    only_first_frame = jnp.zeros((3, 2, 1, 1, 1)).at[:, 0].set(1.0)
+    _, weighted = diffusion_loss(zero_model, x0, key, schedule, "eps", weights=only_first_frame)
+    t_key, noise_key = jax.random.split(key)
+    noise = jax.random.normal(noise_key, x0.shape)
+    np.testing.assert_allclose(
+        weighted["per_example_loss"], jnp.mean(noise[:, 0] ** 2, axis=(1, 2, 3)), rtol=1e-5
+    )
+
+
+def test_condition_dropout_rate():
+    keep = condition_keep_mask(jax.random.key(0), 10_000, 0.1)
+    assert keep.dtype == jnp.bool_ and 0.88 < float(keep.mean()) < 0.92
+    with pytest.raises(ValueError, match="drop rate"):
+        condition_keep_mask(jax.random.key(0), 4, 1.0)
+
+
+@pytest.fixture(scope="module")
+def unet_denoise(video_unet):
+    graphdef, state = nnx.split(video_unet)
+    return unet_denoise_fn(graphdef), state
+
+
+def test_guidance_scale_one_is_the_conditional_prediction_and_zero_the_unconditional(video_cfg, unet_denoise):
+    denoise, state = unet_denoise
+    b, f, h, w = 2, 2, 8, 8
+    cond = make_conditioning(video_cfg, jax.random.key(1), b, f, h, w)
+    t = cond.pop("timesteps").astype(jnp.int32)
+    x = jax.random.normal(jax.random.key(2), (b, f, h, w, 3))
+    guided = jax.jit(guided_output, static_argnums=0)
+    conditional = jax.jit(denoise)(state, x, t, cond)
+    unconditional = jax.jit(denoise)(state, x, t, dict(cond, embedding_mask=jnp.zeros(b, bool)))
+    np.testing.assert_allclose(guided(denoise, state, x, t, cond, 1.0), conditional, atol=1e-5)
+    np.testing.assert_allclose(guided(denoise, state, x, t, cond, 0.0), unconditional, atol=1e-5)
+    three = guided(denoise, state, x, t, cond, 3.0)
+    np.testing.assert_allclose(three, unconditional + 3.0 * (conditional - unconditional), atol=1e-4)
+
+
+def test_guided_ddim_runs_the_real_unet_in_one_compiled_loop(video_cfg, unet_denoise):
+    denoise, state = unet_denoise
+    schedule = SCHEDULES["cosine"]
+    cond = make_conditioning(video_cfg, jax.random.key(3), 1, 2, 8, 8)
+    cond.pop("timesteps")
+    x_T = jax.random.normal(jax.random.key(4), (1, 2, 8, 8, 3))
+    video = ddim_sample(denoise, state, x_T, jax.random.key(5), schedule, cond, num_steps=3, guidance_scale=4.0)
+    assert video.shape == x_T.shape and video.dtype == jnp.float32
+    assert np.all(np.isfinite(video)) and float(jnp.abs(video).max()) <= 1.0 + 1e-5
