@@ -1,0 +1,198 @@
+"""One U-Net training step (forward, backward, AdamW) on this host: mav_jax vs make-a-video-pytorch.
+
+Configuration (matched on both sides): base width 32, widths x(1, 2, 4), attention (4 heads) on the
+two lower-resolution levels, timestep conditioning, pseudo-3D convs and temporal attention,
+batch 4 of 8 frames at 32x32x3, eps-MSE loss, AdamW. mav_jax uses one res block per level
+(~4.4M params); make-a-video-pytorch's SpaceTimeUnet uses resnet_block_depths=2 (its first block
+is the conditioned one), ~4.1M params, no temporal downsampling.
+
+Reports ms/step (median over timed steps), samples/s, XLA-counted FLOPs per step, achieved GFLOP/s,
+this host's plain float32 matmul GFLOP/s (the roofline), and mav_jax time / peer time.
+
+    python bench/unet_step.py                 # both sides
+    python bench/unet_step.py --no-peer       # mav_jax only (torch not installed)
+    python bench/unet_step.py --json=out.json # also write the figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from mav_jax.nn import SpatioTemporalUNet, UNetConfig
+
+BATCH, FRAMES, SIZE, CHANNELS = 4, 8, 32, 3
+CONFIG = UNetConfig(
+    base_channels=32,
+    channel_mults=(1, 2, 4),
+    num_res_blocks=1,
+    attention_levels=(1, 2),
+    num_heads=4,
+    temporal=True,
+    timestep_conditioning=True,
+)
+
+
+def _median_ms(step, steps: int, warmup: int) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times), times
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Plain float32 n x n matmul throughput through XLA on this host: the roofline."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    mm(a).block_until_ready()
+    ms, _ = _median_ms(lambda: mm(a).block_until_ready(), repeats, 2)
+    return 2 * n**3 / (ms / 1000) / 1e9
+
+
+def bench_mav_jax(steps: int, warmup: int) -> dict:
+    model = SpatioTemporalUNet(CONFIG, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    optimizer = optax.adamw(1e-4)
+    opt_state = optimizer.init(params)
+    num_params = sum(x.size for x in jax.tree.leaves(params))
+
+    def loss_fn(params, x, t, target):
+        return jnp.mean((nnx.merge(graphdef, params)(x, t) - target) ** 2)
+
+    @jax.jit
+    def train_step(params, opt_state, x, t, target):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, t, target)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    keys = jax.random.split(jax.random.key(1), 3)
+    x = jax.random.normal(keys[0], (BATCH, FRAMES, SIZE, SIZE, CHANNELS))
+    target = jax.random.normal(keys[1], x.shape)
+    t = jax.random.randint(keys[2], (BATCH,), 0, 1000).astype(jnp.float32)
+
+    start = time.perf_counter()
+    compiled = train_step.lower(params, opt_state, x, t, target).compile()
+    compile_s = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", float("nan")))
+
+    state = {"params": params, "opt": opt_state}
+
+    def step():
+        state["params"], state["opt"], loss = compiled(state["params"], state["opt"], x, t, target)
+        loss.block_until_ready()
+
+    ms, times = _median_ms(step, steps, warmup)
+    return {
+        "params": num_params,
+        "compile_s": compile_s,
+        "ms_per_step": ms,
+        "samples_per_s": BATCH / (ms / 1000),
+        "flops_per_step": flops,
+        "achieved_gflops": flops / (ms / 1000) / 1e9,
+        "step_times_ms": times,
+    }
+
+
+def bench_peer(steps: int, warmup: int) -> dict:
+    import torch
+    from make_a_video_pytorch import SpaceTimeUnet
+
+    torch.manual_seed(0)
+    model = SpaceTimeUnet(
+        dim=32,
+        channels=CHANNELS,
+        dim_mult=(1, 2, 4),
+        self_attns=(False, True, True),
+        temporal_compression=(False, False, False),
+        resnet_block_depths=(2, 2, 2),
+        attn_heads=4,
+        attn_dim_head=32,
+        condition_on_timestep=True,
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.randn(BATCH, CHANNELS, FRAMES, SIZE, SIZE)  # the peer is channels-first
+    target = torch.randn_like(x)
+    t = torch.randint(0, 1000, (BATCH,)).float()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.mean((model(x, t) - target) ** 2)
+        loss.backward()
+        optimizer.step()
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:  # matmul/conv FLOPs of one step (fwd + bwd)
+        step()
+    flops = float(counter.get_total_flops())
+    ms, times = _median_ms(step, steps, warmup)
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "flops_per_step": flops,
+        "achieved_gflops": flops / (ms / 1000) / 1e9,
+        "ms_per_step": ms,
+        "samples_per_s": BATCH / (ms / 1000),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "step_times_ms": times,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
+    parser.add_argument("--no-peer", action="store_true", help="skip make-a-video-pytorch")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    host = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+    ours = bench_mav_jax(args.steps, args.warmup)
+    roofline = matmul_gflops()
+    result = {"host": host, "config": {"batch": BATCH, "frames": FRAMES, "size": SIZE}, "mav_jax": ours,
+              "matmul_roofline_gflops": roofline}  # fmt: skip
+    print(f"host: {host['processor']} x{host['cpu_count']}, jax {host['jax']} on {host['backend']}")
+    print(f"config: batch {BATCH}, {FRAMES} frames, {SIZE}x{SIZE}x{CHANNELS}, timestep-conditioned")
+    print(f"mav_jax : {ours['params'] / 1e6:.2f}M params, compile {ours['compile_s']:.1f}s, "
+          f"{ours['ms_per_step']:.1f} ms/step, {ours['samples_per_s']:.2f} samples/s, "
+          f"{ours['flops_per_step'] / 1e9:.2f} GFLOP/step (XLA), {ours['achieved_gflops']:.1f} GFLOP/s "
+          f"({100 * ours['achieved_gflops'] / roofline:.0f}% of matmul {roofline:.1f} GFLOP/s)")  # fmt: skip
+    if not args.no_peer:
+        peer = bench_peer(args.steps, args.warmup)
+        result["peer"] = peer
+        result["ours_over_peer_time"] = ours["ms_per_step"] / peer["ms_per_step"]
+        print(f"peer    : make-a-video-pytorch SpaceTimeUnet, {peer['params'] / 1e6:.2f}M params, "
+              f"torch {peer['torch']} ({peer['torch_threads']} threads), {peer['ms_per_step']:.1f} ms/step, "
+              f"{peer['samples_per_s']:.2f} samples/s, {peer['flops_per_step'] / 1e9:.2f} GFLOP/step "
+              f"(torch FlopCounterMode: matmuls and convs only), {peer['achieved_gflops']:.1f} GFLOP/s")  # fmt: skip
+        print(f"mav_jax time / peer time: {result['ours_over_peer_time']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
