@@ -22,7 +22,7 @@ setup(
     ],
     extras_require={
         # Everything the test suite needs beyond the package itself.
-        "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+        "test": ["pytest>=8.0"],
         # The peer benchmark in bench/unet_step.py (torch 2.13.0 is what the CPU wheel cache holds;
         # make-a-video-pytorch itself is installed with --no-deps, see bench/README.md).
         "bench": ["torch>=2.4", "einops>=0.8", "packaging"],

@@ -6,20 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mav_jax.nn import Pseudo3DAttention, Pseudo3DConv
-from mav_jax.nn.unet import is_temporal_path
-
-
-def _copy_spatial(src: nnx.Module, dst: nnx.Module) -> None:
-    """Give `dst` (temporal) every non-temporal parameter of `src` (2-D twin)."""
-    flat_src = {tuple(str(p) for p in path): v for path, v in nnx.to_flat_state(nnx.state(src, nnx.Param))}
-    flat = []
-    for path, var in nnx.to_flat_state(nnx.state(dst, nnx.Param)):
-        key = tuple(str(p) for p in path)
-        if not is_temporal_path(key):
-            var = var.replace(value=flat_src[key].get_value())
-        flat.append((path, var))
-    nnx.update(dst, nnx.from_flat_state(flat))
+from mav_jax.nn import Pseudo3DAttention, Pseudo3DConv, transplant_spatial_params
 
 
 def test_temporal_kernel_is_dirac_with_zero_bias():
@@ -62,7 +49,7 @@ def test_trained_temporal_conv_mixes_frames_unless_switched_off():
 def test_attention_at_init_equals_its_2d_twin_per_frame():
     video = Pseudo3DAttention(8, 2, context_features=6, temporal=True, rngs=nnx.Rngs(0))
     image = Pseudo3DAttention(8, 2, context_features=6, temporal=False, rngs=nnx.Rngs(1))
-    _copy_spatial(image, video)
+    transplant_spatial_params(nnx.state(image, nnx.Param), video)
     np.testing.assert_array_equal(np.asarray(video.temporal_attention.out.kernel[...]), 0.0)
     key_x, key_c = jax.random.split(jax.random.key(3))
     x = jax.random.normal(key_x, (2, 4, 3, 5, 8))

@@ -9,7 +9,14 @@ import pytest
 from conftest import make_conditioning
 from flax import nnx
 
-from mav_jax.nn import SpatioTemporalUNet, UNetConfig, new_parameter_paths, unet_denoise_fn
+from mav_jax.nn import (
+    SpatioTemporalUNet,
+    UNetConfig,
+    new_parameter_paths,
+    transplant_spatial_params,
+    unet_denoise_fn,
+)
+from mav_jax.nn.transplant import flat_params
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +69,7 @@ def _expected_new_paths(image_unet) -> set[tuple[str, ...]]:
     """Derived from the image model's structure: one temporal conv per Pseudo3DConv, one temporal
     norm + attention per attention block, and the fps embedding."""
     expected = set()
-    for path, _ in nnx.to_flat_state(nnx.state(image_unet, nnx.Param)):
-        path = tuple(str(p) for p in path)
+    for path in flat_params(image_unet):
         if path[-2:] == ("spatial_conv", "kernel"):
             expected |= {path[:-2] + ("temporal_conv", leaf) for leaf in ("kernel", "bias")}
         if path[-3:] == ("spatial_attention", "query", "kernel"):
@@ -81,9 +87,19 @@ def test_transplant_adds_exactly_the_temporal_leaves_and_keeps_spatial_weights(i
     new = new_parameter_paths(image_unet, video_unet)
     assert new == _expected_new_paths(image_unet)
     assert len(new) > 30  # every conv and attention block of the tiny U-Net contributes
-    video_params = {tuple(str(p) for p in k): v for k, v in nnx.to_flat_state(nnx.state(video_unet, nnx.Param))}
-    for path, var in nnx.to_flat_state(nnx.state(image_unet, nnx.Param)):
-        np.testing.assert_array_equal(video_params[tuple(str(p) for p in path)][...], var[...])
+    video_params = flat_params(video_unet)
+    for path, var in flat_params(image_unet).items():
+        np.testing.assert_array_equal(video_params[path][...], var[...])
+
+
+def test_transplant_refuses_an_image_model_of_another_shape(image_cfg, video_unet):
+    def abstract_params(cfg):
+        return nnx.state(nnx.eval_shape(lambda: SpatioTemporalUNet(cfg, rngs=nnx.Rngs(0))), nnx.Param)
+
+    with pytest.raises(ValueError, match="Shape mismatch"):
+        transplant_spatial_params(abstract_params(image_cfg.replace(base_channels=8)), video_unet)
+    with pytest.raises(ValueError, match="absent from the video model"):
+        transplant_spatial_params(abstract_params(image_cfg.replace(num_res_blocks=2)), video_unet)
 
 
 def _perturb_temporal(model: SpatioTemporalUNet) -> SpatioTemporalUNet:

@@ -1,43 +1,50 @@
 """Load image-model weights into the video model (Make-A-Video's T2I -> T2V step).
 
 The video U-Net keeps every spatial parameter at the path the image U-Net uses, so the transplant
-is a path-by-path copy; the only parameters left untouched are the temporal ones, which keep their
-identity initialisation.
+is a path-by-path copy; the only parameters left untouched are the temporal ones (and the fps
+embedding), which keep their identity / zero initialisation.
 """
 
 from __future__ import annotations
 
-import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from mav_jax.nn.unet import is_temporal_path
 
-
-def _paths(state: nnx.State) -> dict[tuple, jax.Array]:
-    return {tuple(str(getattr(p, "key", p)) for p in path): leaf for path, leaf in nnx.to_flat_state(state)}
+Path = tuple[str, ...]
 
 
-def new_parameter_paths(image_model: nnx.Module, video_model: nnx.Module) -> set[tuple[str, ...]]:
+def path_key(path) -> Path:
+    """An NNX state path as plain strings: ('down', '0', 'res', 'conv1', ...)."""
+    return tuple(str(getattr(part, "key", part)) for part in path)
+
+
+def flat_params(module_or_state) -> dict[Path, nnx.Variable]:
+    """{path: Param} of a module, or of a state already holding only parameters."""
+    state = module_or_state if isinstance(module_or_state, nnx.State) else nnx.state(module_or_state, nnx.Param)
+    return {path_key(path): var for path, var in nnx.to_flat_state(state)}
+
+
+def new_parameter_paths(image_model: nnx.Module, video_model: nnx.Module) -> set[Path]:
     """Paths of parameters that exist in the video model but not in the image model."""
-    image = _paths(nnx.state(image_model, nnx.Param))
-    video = _paths(nnx.state(video_model, nnx.Param))
-    return set(video) - set(image)
+    return set(flat_params(video_model)) - set(flat_params(image_model))
 
 
-def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module) -> set[tuple[str, ...]]:
+def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module) -> set[Path]:
     """Copy every parameter of `image_state` into `video_model` (in place).
 
     Returns the paths that were not overwritten (the temporal ones). Raises if the image state has
     a parameter the video model lacks or with another shape, or if a non-temporal video parameter
     would be left uninitialised: those mean the two configs differ in more than `temporal`.
     """
-    image = _paths(image_state)
+    image = flat_params(image_state)
     video_state = nnx.state(video_model, nnx.Param)
-    video = _paths(video_state)
+    video = flat_params(video_state)
     missing = sorted(set(image) - set(video))
     if missing:
-        raise ValueError(f"Image parameters absent from the video model: {missing[:5]} ...")
-    mismatched = [p for p in image if jax.numpy.shape(image[p]) != jax.numpy.shape(video[p])]
+        raise ValueError(f"Image parameters absent from the video model: {missing[:5]}.")
+    mismatched = [p for p in image if jnp.shape(image[p].get_value()) != jnp.shape(video[p].get_value())]
     if mismatched:
         raise ValueError(
             f"Shape mismatch at {mismatched[:5]}: the image and video U-Net configs must agree on "
@@ -48,11 +55,9 @@ def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module) -
     if not_temporal:
         raise ValueError(f"Non-temporal video parameters have no image counterpart: {not_temporal}.")
 
-    flat = []
-    for path, var in nnx.to_flat_state(video_state):
-        key = tuple(str(getattr(p, "key", p)) for p in path)
-        if key in image:
-            var = var.replace(value=image[key].get_value() if isinstance(image[key], nnx.Variable) else image[key])
-        flat.append((path, var))
-    nnx.update(video_model, nnx.from_flat_state(flat))
+    updated = [
+        (path, var.replace(value=image[key].get_value()) if (key := path_key(path)) in image else var)
+        for path, var in nnx.to_flat_state(video_state)
+    ]
+    nnx.update(video_model, nnx.from_flat_state(updated))
     return untouched

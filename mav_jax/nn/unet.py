@@ -14,6 +14,7 @@ null embedding for classifier-free guidance), and extra input channels concatena
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -268,10 +269,11 @@ class SpatioTemporalUNet(nnx.Module):
         h = x if extra is None else jnp.concatenate([x, extra.astype(x.dtype)], axis=-1)
         h = self.input_conv(h.astype(cfg.compute_dtype), temporal=temporal)  # (B, F, H, W, base)
 
-        block_keys = iter(range(1_000_000))
+        block_index = itertools.count()  # a distinct dropout key per block
 
         def run(block: UNetBlock, h):
-            key = None if dropout_key is None else jax.random.fold_in(dropout_key, next(block_keys))
+            index = next(block_index)
+            key = None if dropout_key is None else jax.random.fold_in(dropout_key, index)
             apply = lambda blk, h, emb, context, key: blk(  # noqa: E731
                 h, emb, context, key, deterministic=deterministic, temporal=temporal
             )
