@@ -52,7 +52,10 @@ def test_forward_process_is_alpha_x0_plus_sigma_eps():
     noise = jax.random.normal(jax.random.key(1), x0.shape)
     t = jnp.array([5, 150])
     abar = schedule.alphas_cumprod[t]
-    expected = jnp.sqrt(abar)[:, None, None, None, None] * x0 + jnp.sqrt(1 - abar)[:, None, None, None, None] * noise
+    expected = (
+        jnp.sqrt(abar)[:, None, None, None, None] * x0
+        + jnp.sqrt(1 - abar)[:, None, None, None, None] * noise
+    )
     np.testing.assert_allclose(q_sample(schedule, x0, t, noise), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -106,10 +109,16 @@ def test_samplers_with_a_perfect_denoiser_return_x0(schedule_name, prediction):
     denoise = _perfect_denoiser(x0, prediction, schedule)
     common = dict(prediction=prediction, clip_x0=False)
     outputs = {
-        "ddim": ddim_sample(denoise, None, x_T, jax.random.key(2), schedule, num_steps=10, **common),
-        "ddim_eta1": ddim_sample(denoise, None, x_T, jax.random.key(2), schedule, num_steps=10, eta=1.0, **common),
+        "ddim": ddim_sample(
+            denoise, None, x_T, jax.random.key(2), schedule, num_steps=10, **common
+        ),
+        "ddim_eta1": ddim_sample(
+            denoise, None, x_T, jax.random.key(2), schedule, num_steps=10, eta=1.0, **common
+        ),
         "ddpm": ddpm_sample(denoise, None, x_T, jax.random.key(3), schedule, **common),
-        "ddpm_strided": ddpm_sample(denoise, None, x_T, jax.random.key(3), schedule, num_steps=25, **common),
+        "ddpm_strided": ddpm_sample(
+            denoise, None, x_T, jax.random.key(3), schedule, num_steps=25, **common
+        ),
     }
     for name, out in outputs.items():
         np.testing.assert_allclose(out, x0, atol=2e-3, err_msg=name)
@@ -125,7 +134,9 @@ def test_ddim_with_eta_zero_is_deterministic_and_eta_one_is_not():
     schedule = SCHEDULES["cosine"]
     x_T = jax.random.normal(jax.random.key(1), (2, 3, 4))
     cond = {"embedding": jax.random.normal(jax.random.key(2), (2, 4))}
-    run = lambda key, eta: ddim_sample(_toy_denoiser, None, x_T, key, schedule, cond, num_steps=8, eta=eta)  # noqa: E731
+    run = lambda key, eta: ddim_sample(
+        _toy_denoiser, None, x_T, key, schedule, cond, num_steps=8, eta=eta
+    )  # noqa: E731
     np.testing.assert_array_equal(run(jax.random.key(3), 0.0), run(jax.random.key(4), 0.0))
     assert not np.allclose(run(jax.random.key(3), 1.0), run(jax.random.key(4), 1.0))
     assert np.all(np.isfinite(run(jax.random.key(3), 1.0)))
@@ -175,7 +186,9 @@ def unet_denoise(video_unet):
     return unet_denoise_fn(graphdef), state
 
 
-def test_guidance_scale_one_is_the_conditional_prediction_and_zero_the_unconditional(video_cfg, unet_denoise):
+def test_guidance_scale_one_is_the_conditional_prediction_and_zero_the_unconditional(
+    video_cfg, unet_denoise
+):
     denoise, state = unet_denoise
     b, f, h, w = 2, 2, 8, 8
     cond = make_conditioning(video_cfg, jax.random.key(1), b, f, h, w)
@@ -187,7 +200,9 @@ def test_guidance_scale_one_is_the_conditional_prediction_and_zero_the_unconditi
     np.testing.assert_allclose(guided(denoise, state, x, t, cond, 1.0), conditional, atol=1e-5)
     np.testing.assert_allclose(guided(denoise, state, x, t, cond, 0.0), unconditional, atol=1e-5)
     three = guided(denoise, state, x, t, cond, 3.0)
-    np.testing.assert_allclose(three, unconditional + 3.0 * (conditional - unconditional), atol=1e-4)
+    np.testing.assert_allclose(
+        three, unconditional + 3.0 * (conditional - unconditional), atol=1e-4
+    )
 
 
 def test_guided_ddim_runs_the_real_unet_in_one_compiled_loop(video_cfg, unet_denoise):
@@ -196,6 +211,8 @@ def test_guided_ddim_runs_the_real_unet_in_one_compiled_loop(video_cfg, unet_den
     cond = make_conditioning(video_cfg, jax.random.key(3), 1, 2, 8, 8)
     cond.pop("timesteps")
     x_T = jax.random.normal(jax.random.key(4), (1, 2, 8, 8, 3))
-    video = ddim_sample(denoise, state, x_T, jax.random.key(5), schedule, cond, num_steps=3, guidance_scale=4.0)
+    video = ddim_sample(
+        denoise, state, x_T, jax.random.key(5), schedule, cond, num_steps=3, guidance_scale=4.0
+    )
     assert video.shape == x_T.shape and video.dtype == jnp.float32
     assert np.all(np.isfinite(video)) and float(jnp.abs(video).max()) <= 1.0 + 1e-5

@@ -37,7 +37,9 @@ def test_conv_without_temporal_layers_has_no_temporal_params_and_ignores_other_f
 
 def test_trained_temporal_conv_mixes_frames_unless_switched_off():
     layer = Pseudo3DConv(3, 4, rngs=nnx.Rngs(0))
-    layer.temporal_conv.kernel[...] = jax.random.normal(jax.random.key(5), layer.temporal_conv.kernel.shape)
+    layer.temporal_conv.kernel[...] = jax.random.normal(
+        jax.random.key(5), layer.temporal_conv.kernel.shape
+    )
     x = jax.random.normal(jax.random.key(1), (1, 3, 4, 4, 3))
     x_perturbed = x.at[:, 1].add(1.0)  # change frame 1 only
     assert not np.allclose(layer(x)[:, 0], layer(x_perturbed)[:, 0])

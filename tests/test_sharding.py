@@ -9,7 +9,13 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from mav_jax.nn import unet_denoise_fn
-from mav_jax.parallel import DEFAULT_RULES, logical_axes, logical_to_mesh_spec, make_mesh, state_shardings
+from mav_jax.parallel import (
+    DEFAULT_RULES,
+    logical_axes,
+    logical_to_mesh_spec,
+    make_mesh,
+    state_shardings,
+)
 
 
 def test_every_parameter_names_its_logical_axes(video_unet):
@@ -30,7 +36,9 @@ def test_mesh_construction_checks_device_counts():
 
 def test_logical_spec_drops_axes_that_do_not_divide():
     mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
-    spec = logical_to_mesh_spec(("conv_window", "conv_window", "conv_in", "conv_out"), (3, 3, 16, 32), mesh)
+    spec = logical_to_mesh_spec(
+        ("conv_window", "conv_window", "conv_in", "conv_out"), (3, 3, 16, 32), mesh
+    )
     assert spec == PartitionSpec(None, None, "fsdp", None)
     assert logical_to_mesh_spec(("embed", "mlp"), (16, 32), mesh) == PartitionSpec("fsdp", "tensor")
     assert logical_to_mesh_spec(("embed", "mlp"), (3, 32), mesh) == PartitionSpec(None, "tensor")
@@ -39,7 +47,9 @@ def test_logical_spec_drops_axes_that_do_not_divide():
         logical_to_mesh_spec(("no_such_axis",), (4,), mesh)
 
 
-@pytest.mark.parametrize("mesh_shape", [{"data": 2, "fsdp": 4}, {"data": 2, "fsdp": 2, "tensor": 2}])
+@pytest.mark.parametrize(
+    "mesh_shape", [{"data": 2, "fsdp": 4}, {"data": 2, "fsdp": 2, "tensor": 2}]
+)
 def test_sharded_forward_and_gradient_match_one_device(video_cfg, video_unet, mesh_shape):
     mesh = make_mesh(mesh_shape)
     graphdef, state = nnx.split(video_unet)
@@ -64,12 +74,12 @@ def test_sharded_forward_and_gradient_match_one_device(video_cfg, video_unet, me
         return jnp.mean(denoise(s, x, t, cond) ** 2)
 
     value_and_grad = jax.jit(jax.value_and_grad(loss))
-    sharded_loss, sharded_grad = jax.jit(
-        jax.value_and_grad(loss), out_shardings=(None, shardings)
-    )(sharded_state, put(x), put(t), jax.tree.map(put, cond))
+    sharded_loss, sharded_grad = jax.jit(jax.value_and_grad(loss), out_shardings=(None, shardings))(
+        sharded_state, put(x), put(t), jax.tree.map(put, cond)
+    )
     ref_loss, ref_grad = value_and_grad(state, x, t, cond)
     np.testing.assert_allclose(sharded_loss, ref_loss, rtol=1e-5)
-    for a, r in zip(jax.tree.leaves(sharded_grad), jax.tree.leaves(ref_grad)):
+    for a, r in zip(jax.tree.leaves(sharded_grad), jax.tree.leaves(ref_grad), strict=True):
         np.testing.assert_allclose(a, r, atol=1e-6, rtol=1e-4)
     kernel_grad = sharded_grad["down"][0]["res"]["conv1"]["spatial_conv"]["kernel"][...]
     assert kernel_grad.sharding.spec == conv_kernel.sharding.spec

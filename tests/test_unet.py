@@ -60,9 +60,7 @@ def test_video_unet_at_init_is_the_image_unet_per_frame(
     image_out = image_fn(image_state, images, jnp.repeat(t, frames), image_cond)
     assert video_out.shape == (b, frames, height, width, 3)
     assert float(jnp.abs(video_out).mean()) > 0.1  # a real, non-trivial output
-    np.testing.assert_allclose(
-        video_out, image_out.reshape(video_out.shape), atol=2e-5, rtol=1e-5
-    )
+    np.testing.assert_allclose(video_out, image_out.reshape(video_out.shape), atol=2e-5, rtol=1e-5)
 
 
 def _expected_new_paths(image_unet) -> set[tuple[str, ...]]:
@@ -83,7 +81,9 @@ def _expected_new_paths(image_unet) -> set[tuple[str, ...]]:
     return expected
 
 
-def test_transplant_adds_exactly_the_temporal_leaves_and_keeps_spatial_weights(image_unet, video_unet):
+def test_transplant_adds_exactly_the_temporal_leaves_and_keeps_spatial_weights(
+    image_unet, video_unet
+):
     new = new_parameter_paths(image_unet, video_unet)
     assert new == _expected_new_paths(image_unet)
     assert len(new) > 30  # every conv and attention block of the tiny U-Net contributes
@@ -94,7 +94,9 @@ def test_transplant_adds_exactly_the_temporal_leaves_and_keeps_spatial_weights(i
 
 def test_transplant_refuses_an_image_model_of_another_shape(image_cfg, video_unet):
     def abstract_params(cfg):
-        return nnx.state(nnx.eval_shape(lambda: SpatioTemporalUNet(cfg, rngs=nnx.Rngs(0))), nnx.Param)
+        return nnx.state(
+            nnx.eval_shape(lambda: SpatioTemporalUNet(cfg, rngs=nnx.Rngs(0))), nnx.Param
+        )
 
     with pytest.raises(ValueError, match="Shape mismatch"):
         transplant_spatial_params(abstract_params(image_cfg.replace(base_channels=8)), video_unet)
@@ -108,7 +110,9 @@ def _perturb_temporal(model: SpatioTemporalUNet) -> SpatioTemporalUNet:
     key = jax.random.key(7)
     for path, var in nnx.iter_graph(model):
         names = [str(p) for p in path]
-        if isinstance(var, nnx.Param) and ("temporal_conv" in names or names[-3:-1] == ["temporal_attention", "out"]):
+        if isinstance(var, nnx.Param) and (
+            "temporal_conv" in names or names[-3:-1] == ["temporal_attention", "out"]
+        ):
             key, sub = jax.random.split(key)
             var[...] = var[...] + 0.2 * jax.random.normal(sub, var.shape)
     return model
@@ -143,7 +147,9 @@ def test_learned_and_zero_null_embeddings_replace_dropped_conditions(video_cfg, 
     np.testing.assert_allclose(dropped, explicit, atol=1e-6)
     assert not np.allclose(dropped[1], apply(state, x, t, cond)[1], atol=1e-3)
 
-    zero_null = SpatioTemporalUNet(dataclasses.replace(video_cfg, null_embedding="zero"), rngs=nnx.Rngs(0))
+    zero_null = SpatioTemporalUNet(
+        dataclasses.replace(video_cfg, null_embedding="zero"), rngs=nnx.Rngs(0)
+    )
     assert not hasattr(zero_null, "null_embedding") or zero_null.null_embedding is None
     cond0 = dict(cond, embedding_mask=mask)
     out = zero_null(x, t, **cond0)
@@ -154,7 +160,9 @@ def test_learned_and_zero_null_embeddings_replace_dropped_conditions(video_cfg, 
 def test_bfloat16_compute_keeps_float32_params_and_tracks_float32(video_cfg, video_unet):
     graphdef, state = nnx.split(video_unet)
     bf16_graphdef, _ = nnx.split(
-        nnx.eval_shape(lambda: SpatioTemporalUNet(video_cfg.replace(dtype="bfloat16"), rngs=nnx.Rngs(0)))
+        nnx.eval_shape(
+            lambda: SpatioTemporalUNet(video_cfg.replace(dtype="bfloat16"), rngs=nnx.Rngs(0))
+        )
     )
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state))
     cond = make_conditioning(video_cfg, jax.random.key(5), 1, 2, 8, 8)
@@ -181,7 +189,7 @@ def test_remat_gives_the_same_gradients(video_cfg, video_unet):
         return jax.jit(jax.grad(loss))(state)
 
     plain, remat = grads(graphdef), grads(remat_graphdef)
-    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(remat)):
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(remat), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
 
 

@@ -32,7 +32,11 @@ def guided_output(
     """uncond + scale * (cond - uncond), both passes in one doubled batch."""
     batch = x_t.shape[0]
     doubled = jax.tree.map(lambda a: jnp.concatenate([a, a], axis=0), dict(cond))
-    keep = jnp.ones((batch,), bool) if cond.get(MASK_KEY) is None else jnp.asarray(cond[MASK_KEY], bool)
+    keep = (
+        jnp.ones((batch,), bool)
+        if cond.get(MASK_KEY) is None
+        else jnp.asarray(cond[MASK_KEY], bool)
+    )
     doubled[MASK_KEY] = jnp.concatenate([keep, jnp.zeros((batch,), bool)])
     out = denoise_fn(params, jnp.concatenate([x_t, x_t]), jnp.concatenate([t, t]), doubled)
     out = out.astype(jnp.float32)

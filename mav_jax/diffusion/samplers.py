@@ -47,9 +47,7 @@ def _abar_next(schedule: NoiseSchedule, s: jax.Array) -> jax.Array:
     return jnp.where(s >= 0, schedule.alphas_cumprod[jnp.maximum(s, 0)], 1.0)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0")
-)
+@functools.partial(jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0"))
 def ddim_sample(
     denoise_fn: DenoiseFn,
     params: Any,
@@ -82,9 +80,7 @@ def ddim_sample(
     return jax.lax.fori_loop(0, num_steps, body, x_T.astype(jnp.float32))
 
 
-@functools.partial(
-    jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0")
-)
+@functools.partial(jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0"))
 def ddpm_sample(
     denoise_fn: DenoiseFn,
     params: Any,
@@ -122,5 +118,3 @@ def ddpm_sample(
         return mean + jnp.sqrt(variance) * noise
 
     return jax.lax.fori_loop(0, num_steps, body, x_T.astype(jnp.float32))
-
-

@@ -39,7 +39,9 @@ def linear_schedule(
 ) -> NoiseSchedule:
     """DDPM's linear betas (Ho et al. 2020), rescaled so any T spans the same noise range."""
     scale = 1000.0 / num_timesteps
-    return _from_betas(np.linspace(scale * beta_start, scale * beta_end, num_timesteps, dtype=np.float64))
+    return _from_betas(
+        np.linspace(scale * beta_start, scale * beta_end, num_timesteps, dtype=np.float64)
+    )
 
 
 def cosine_schedule(num_timesteps: int = 1000, offset: float = 0.008) -> NoiseSchedule:

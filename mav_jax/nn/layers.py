@@ -112,5 +112,7 @@ def dirac_init(key: jax.Array, shape: Sequence[int], dtype: Dtype = jnp.float32)
     del key
     taps, c_in, c_out = shape
     if c_in != c_out or taps % 2 == 0:
-        raise ValueError(f"A Dirac (identity) kernel needs odd taps and C_in == C_out, got {shape}.")
+        raise ValueError(
+            f"A Dirac (identity) kernel needs odd taps and C_in == C_out, got {shape}."
+        )
     return jnp.zeros(shape, dtype).at[taps // 2].set(jnp.eye(c_in, dtype=dtype))

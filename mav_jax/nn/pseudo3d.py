@@ -57,8 +57,12 @@ class Pseudo3DConv(nnx.Module):
         )
         self.temporal_conv = (
             conv(
-                out_features, out_features, (temporal_kernel_size,), kernel_init=dirac_init,
-                dtype=dtype, rngs=rngs,
+                out_features,
+                out_features,
+                (temporal_kernel_size,),
+                kernel_init=dirac_init,
+                dtype=dtype,
+                rngs=rngs,
             )  # fmt: skip
             if temporal
             else None
@@ -106,7 +110,9 @@ class MultiHeadAttention(nnx.Module):
             axis=(-2, -1),
             dtype=dtype,
             kernel_init=(
-                nnx.initializers.zeros_init() if zero_init_output else nnx.initializers.lecun_normal()
+                nnx.initializers.zeros_init()
+                if zero_init_output
+                else nnx.initializers.lecun_normal()
             ),
             kernel_metadata=axes_metadata(ax.HEADS, ax.HEAD_DIM, ax.EMBED),
             bias_metadata=axes_metadata(ax.EMBED),
@@ -175,7 +181,9 @@ class Pseudo3DAttention(nnx.Module):
         if x.ndim != 5:
             raise ValueError(f"Pseudo3DAttention expects a video (B, F, H, W, C), got {x.shape}.")
         if context is not None and self.cross_attention is None:
-            raise ValueError("Context tokens given, but this block was built without cross-attention.")
+            raise ValueError(
+                "Context tokens given, but this block was built without cross-attention."
+            )
         b, f, h, w, c = x.shape
         tokens = x.reshape(b * f, h * w, c)  # (B*F, H*W, C): one sequence per frame
         tokens = tokens + self._attend(self.spatial_attention, self.spatial_norm, tokens)

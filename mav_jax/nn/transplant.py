@@ -22,7 +22,11 @@ def path_key(path) -> Path:
 
 def flat_params(module_or_state) -> dict[Path, nnx.Variable]:
     """{path: Param} of a module, or of a state already holding only parameters."""
-    state = module_or_state if isinstance(module_or_state, nnx.State) else nnx.state(module_or_state, nnx.Param)
+    state = (
+        module_or_state
+        if isinstance(module_or_state, nnx.State)
+        else nnx.state(module_or_state, nnx.Param)
+    )
     return {path_key(path): var for path, var in nnx.to_flat_state(state)}
 
 
@@ -44,7 +48,9 @@ def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module) -
     missing = sorted(set(image) - set(video))
     if missing:
         raise ValueError(f"Image parameters absent from the video model: {missing[:5]}.")
-    mismatched = [p for p in image if jnp.shape(image[p].get_value()) != jnp.shape(video[p].get_value())]
+    mismatched = [
+        p for p in image if jnp.shape(image[p].get_value()) != jnp.shape(video[p].get_value())
+    ]
     if mismatched:
         raise ValueError(
             f"Shape mismatch at {mismatched[:5]}: the image and video U-Net configs must agree on "
@@ -53,10 +59,15 @@ def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module) -
     untouched = set(video) - set(image)
     not_temporal = sorted(p for p in untouched if not is_temporal_path(p))
     if not_temporal:
-        raise ValueError(f"Non-temporal video parameters have no image counterpart: {not_temporal}.")
+        raise ValueError(
+            f"Non-temporal video parameters have no image counterpart: {not_temporal}."
+        )
 
     updated = [
-        (path, var.replace(value=image[key].get_value()) if (key := path_key(path)) in image else var)
+        (
+            path,
+            var.replace(value=image[key].get_value()) if (key := path_key(path)) in image else var,
+        )
         for path, var in nnx.to_flat_state(video_state)
     ]
     nnx.update(video_model, nnx.from_flat_state(updated))

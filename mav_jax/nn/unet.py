@@ -54,7 +54,9 @@ class ResBlock(nnx.Module):
 
     def __init__(self, in_features: int, out_features: int, cfg: UNetConfig, *, rngs: nnx.Rngs):
         dtype = cfg.compute_dtype
-        p3d = dict(temporal_kernel_size=cfg.temporal_kernel_size, temporal=cfg.temporal, dtype=dtype)
+        p3d = dict(
+            temporal_kernel_size=cfg.temporal_kernel_size, temporal=cfg.temporal, dtype=dtype
+        )
         self.dtype = dtype
         self.norm1 = group_norm(in_features, rngs=rngs)
         self.conv1 = Pseudo3DConv(in_features, out_features, rngs=rngs, **p3d)
@@ -94,8 +96,12 @@ class UNetBlock(nnx.Module):
         self.res = ResBlock(in_features, out_features, cfg, rngs=rngs)
         self.attention = (
             Pseudo3DAttention(
-                out_features, cfg.num_heads, context_features=context_features,
-                temporal=cfg.temporal, dtype=cfg.compute_dtype, rngs=rngs,
+                out_features,
+                cfg.num_heads,
+                context_features=context_features,
+                temporal=cfg.temporal,
+                dtype=cfg.compute_dtype,
+                rngs=rngs,
             )  # fmt: skip
             if attend
             else None
@@ -145,7 +151,9 @@ class SpatioTemporalUNet(nnx.Module):
         )
         # New in the video phase: starts at zero so the video model begins as the image model.
         self.fps_embedding = (
-            ScalarEmbedding(base, emb_dim, zero_init=True, **scalar) if cfg.fps_conditioning else None
+            ScalarEmbedding(base, emb_dim, zero_init=True, **scalar)
+            if cfg.fps_conditioning
+            else None
         )
         self.noise_aug_embedding = (
             ScalarEmbedding(base, emb_dim, **scalar) if cfg.noise_aug_conditioning else None
@@ -174,8 +182,12 @@ class SpatioTemporalUNet(nnx.Module):
         self.context_norm = context_norm
         self.null_embedding = null_embedding
 
-        p3d = dict(temporal_kernel_size=cfg.temporal_kernel_size, temporal=cfg.temporal, dtype=dtype)
-        self.input_conv = Pseudo3DConv(cfg.in_channels + cfg.extra_in_channels, base, rngs=rngs, **p3d)
+        p3d = dict(
+            temporal_kernel_size=cfg.temporal_kernel_size, temporal=cfg.temporal, dtype=dtype
+        )
+        self.input_conv = Pseudo3DConv(
+            cfg.in_channels + cfg.extra_in_channels, base, rngs=rngs, **p3d
+        )
 
         def block(cin: int, cout: int, level: int) -> UNetBlock:
             attend = level in cfg.attention_levels
@@ -326,7 +338,9 @@ class SpatioTemporalUNet(nnx.Module):
             if not wanted and value is not None:
                 raise ValueError(f"`{name}` was given, but this U-Net's config does not use it.")
             if value is not None and tuple(jnp.shape(value)) != shape:
-                raise ValueError(f"`{name}` must have shape {shape}, got {tuple(jnp.shape(value))}.")
+                raise ValueError(
+                    f"`{name}` must have shape {shape}, got {tuple(jnp.shape(value))}."
+                )
 
         need("timesteps", timesteps, cfg.timestep_conditioning, (b,))
         need("fps", fps, cfg.fps_conditioning, (b,))

@@ -49,13 +49,17 @@ class UNetConfig:
             problems.append(f"attention_levels {self.attention_levels} must be in [0, {levels})")
         widths = [self.base_channels * m for m in self.channel_mults]
         if self.attention_levels and any(w % self.num_heads for w in widths):
-            problems.append(f"every level width {widths} must be divisible by num_heads={self.num_heads}")
+            problems.append(
+                f"every level width {widths} must be divisible by num_heads={self.num_heads}"
+            )
         if self.temporal_kernel_size % 2 == 0:
             problems.append(f"temporal_kernel_size must be odd, got {self.temporal_kernel_size}")
         if self.dtype not in _DTYPES:
             problems.append(f"dtype must be one of {sorted(_DTYPES)}, got '{self.dtype}'")
         if self.null_embedding not in ("learned", "zero"):
-            problems.append(f"null_embedding must be 'learned' or 'zero', got '{self.null_embedding}'")
+            problems.append(
+                f"null_embedding must be 'learned' or 'zero', got '{self.null_embedding}'"
+            )
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
         if self.embedding_dim < 0 or self.num_context_tokens < 0:

@@ -63,7 +63,7 @@ def make_mesh(shape: dict[str, int], devices: Sequence[jax.Device] | None = None
         sizes[sizes.index(-1)] = len(devices) // known
     if int(np.prod(sizes)) != len(devices):
         raise ValueError(
-            f"Mesh {dict(zip(MESH_AXES, sizes))} needs {int(np.prod(sizes))} devices, "
+            f"Mesh {dict(zip(MESH_AXES, sizes, strict=True))} needs {int(np.prod(sizes))} devices, "
             f"but {len(devices)} are available."
         )
     return Mesh(np.asarray(devices).reshape(sizes), MESH_AXES)
@@ -87,7 +87,7 @@ def logical_to_mesh_spec(
     table = dict(rules)
     used: set[str] = set()
     spec = []
-    for name, size in zip(logical, shape):
+    for name, size in zip(logical, shape, strict=True):
         if name is not None and name not in table:
             raise KeyError(f"No sharding rule for logical axis '{name}'; add it to the rule table.")
         target = table.get(name) if name is not None else None
@@ -108,7 +108,9 @@ def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules = DEFAULT_RULES) 
 
     def one(var):
         logical = var.get_metadata().get("out_sharding")
-        return NamedSharding(mesh, logical_to_mesh_spec(logical, jax.numpy.shape(var.get_value()), mesh, rules))
+        return NamedSharding(
+            mesh, logical_to_mesh_spec(logical, jax.numpy.shape(var.get_value()), mesh, rules)
+        )
 
     return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
