@@ -122,7 +122,9 @@ def from_pytorch_state_dict(state_dict: Mapping[str, np.ndarray]) -> dict[Path, 
             unit = (block.lower(), _TORCH_BRANCHES[branch])
         else:
             unit = (top.lower(),) if top else ("logits",)
-        value = np.asarray(getattr(value, "numpy", lambda: value)(), np.float32)
+        if hasattr(value, "detach"):  # a torch tensor
+            value = value.detach().cpu().numpy()
+        value = np.asarray(value, np.float32)
         if layer == "conv3d":
             name = {"weight": "kernel", "bias": "bias"}[leaf]
             if name == "kernel":  # (out, in, t, h, w) -> (t, h, w, in, out)
