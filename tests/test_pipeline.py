@@ -134,3 +134,30 @@ def test_local_batches_become_global_arrays_sharded_over_the_mesh():
     assert len(arrays["video"].addressable_shards) == 8
     assert arrays["video"].addressable_shards[0].data.shape == (1, 4, 6, 6, 3)
     np.testing.assert_array_equal(jax.device_get(arrays["fps"]), local["fps"])
+
+
+def test_moving_digits_clips_flow_through_to_interpolation_batches(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from mav_jax.data.moving_digits import MovingDigits, MovingDigitsConfig
+
+    config = MovingDigitsConfig(name="pipeline", num_images=2, num_videos=4, num_eval=1)
+    MovingDigits(
+        config=config, data_dir=str(tmp_path), file_format="array_record"
+    ).download_and_prepare()
+    source = tfds.data_source("moving_digits/pipeline", split="video", data_dir=str(tmp_path))
+    operations = [
+        SampleClip(ClipSampling(num_frames=16, frame_skips=(1, 2, 3, 4, 5))),  # 76 <= 80 frames
+        CropFlipScale(32),
+        MaskForInterpolation(5),
+    ]
+    batch = next(iter(make_loader(source, operations, batch_size=2, seed=0)))
+    assert batch["video"].shape == (2, 16, 32, 32, 3) and batch["masked"].shape == (
+        2,
+        16,
+        32,
+        32,
+        3,
+    )
+    np.testing.assert_allclose(batch["fps"], 24.0 / batch["frame_skip"])
+    assert -1.0 <= batch["video"].min() < batch["video"].max() <= 1.0
