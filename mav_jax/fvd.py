@@ -4,7 +4,8 @@
         [--num_videos=N] [--num_frames=F] [--clip_sampling=first|random] [--covariance=unbiased|biased]
         [--batch_size=B] [--save_real_stats=real.stats.npz] [--output_json=fvd.json]
 
-A source is a folder of videos, a .npy/.npz array of uint8 videos (N, T, H, W, 3), or statistics
+A source is a folder of videos, a .npy/.npz array of uint8 videos (N, T, H, W, 3), a TFDS split
+`tfds:NAME[/CONFIG]:SPLIT` (its 'video' feature, from $TFDS_DATA_DIR), or statistics
 cached by an earlier run (`--save_real_stats`); cached statistics must come from the same protocol
 and weights. Prints the FVD and writes a JSON record of the number and the full protocol.
 """
@@ -21,8 +22,8 @@ from absl import app, flags
 from mav_jax.eval import fvd as fvd_lib
 from mav_jax.models.i3d_weights import I3D_KINETICS_400_SHA256, load_i3d, sha256_of
 
-_REAL = flags.DEFINE_string("real", None, "Reference videos: folder, .npy/.npz, or cached stats.")
-_FAKE = flags.DEFINE_string("fake", None, "Generated videos: folder, .npy/.npz, or cached stats.")
+_REAL = flags.DEFINE_string("real", None, "Reference videos: folder, .npy/.npz, tfds:NAME:SPLIT or cached stats.")
+_FAKE = flags.DEFINE_string("fake", None, "Generated videos: folder, .npy/.npz, tfds:NAME:SPLIT or cached stats.")
 _PROTOCOL = flags.DEFINE_enum("protocol", None, sorted(fvd_lib.PRESETS), "A named protocol preset.")
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", None, "Videos per set (default 2048 or preset).")
 _NUM_FRAMES = flags.DEFINE_integer("num_frames", None, "Frames per clip, >= 9 (default 16).")

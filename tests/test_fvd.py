@@ -184,3 +184,20 @@ def test_script_requires_both_sources():
         capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=120,
     )  # fmt: skip
     assert result.returncode != 0 and "--real and --fake are required" in result.stderr
+
+
+def test_tfds_sources_read_the_video_feature(tmp_path, monkeypatch, extractor):
+    from mav_jax.data.moving_digits import MovingDigits, MovingDigitsConfig
+
+    config = MovingDigitsConfig(name="fvd", num_images=1, num_videos=1, num_eval=3)
+    MovingDigits(
+        config=config, data_dir=str(tmp_path), file_format="array_record"
+    ).download_and_prepare()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    protocol = fvd_script.make_protocol(num_videos=3, num_frames=9, clip_sampling="random")
+    stats = fvd_lib.compute_stats("tfds:moving_digits/fvd:eval", protocol, extractor)
+    assert stats.count == 3 and np.all(np.isfinite(stats.covariance()))
+    same = fvd_lib.fvd_from_stats(stats, stats, "unbiased")
+    assert same == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="tfds:NAME"):
+        fvd_lib.compute_stats("tfds:moving_digits", protocol, extractor)

@@ -24,14 +24,18 @@ class ClipSampling:
         if self.num_frames < 1 or not self.frame_skips or min(self.frame_skips) < 1:
             raise ValueError(f"Invalid clip sampling: {self}.")
         if self.fps_distribution not in ("uniform", "beta"):
-            raise ValueError(f"fps_distribution must be 'uniform' or 'beta', got {self.fps_distribution}.")
+            raise ValueError(
+                f"fps_distribution must be 'uniform' or 'beta', got {self.fps_distribution}."
+            )
 
     def span(self, skip: int) -> int:
         """Source frames covered by one clip at this skip."""
         return (self.num_frames - 1) * skip + 1
 
 
-def choose_frame_skip(sampling: ClipSampling, num_source_frames: int, rng: np.random.Generator) -> int:
+def choose_frame_skip(
+    sampling: ClipSampling, num_source_frames: int, rng: np.random.Generator
+) -> int:
     feasible = sorted(k for k in sampling.frame_skips if sampling.span(k) <= num_source_frames)
     if not feasible:
         raise ValueError(

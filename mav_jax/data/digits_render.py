@@ -84,7 +84,9 @@ def render_clip(seed: int, num_frames: int, frame_size: int, speed_range=(0.5, 2
         r, c = int(round(pos[0])), int(round(pos[1]))
         canvas = np.broadcast_to(BACKGROUND, (frame_size, frame_size, 3)).copy()
         alpha = glyph[:, :, None]
-        canvas[r : r + size, c : c + size] = (1 - alpha) * canvas[r : r + size, c : c + size] + alpha * color
+        canvas[r : r + size, c : c + size] = (1 - alpha) * canvas[
+            r : r + size, c : c + size
+        ] + alpha * color
         frames[t] = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
         positions[t] = (r, c)
         pos = pos + vel

@@ -41,8 +41,12 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [
         MovingDigitsConfig(name="tiny", description="32x32, for tests and the CPU quickstart."),
         MovingDigitsConfig(
-            name="small", description="64x64, the paper's keyframe resolution.", frame_size=64,
-            num_images=8192, num_videos=2048, num_eval=256,
+            name="small",
+            description="64x64, the paper's keyframe resolution.",
+            frame_size=64,
+            num_images=8192,
+            num_videos=2048,
+            num_eval=256,
         ),  # fmt: skip
     ]
     DEFAULT_CONFIG_NAME = "tiny"
@@ -50,13 +54,15 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         size = self.builder_config.frame_size
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "video": tfds.features.Video((None, size, size, 3)),  # (T, H, W, 3) uint8
-                "caption": tfds.features.Text(),
-                "digit": tfds.features.ClassLabel(num_classes=10),
-                "color": tfds.features.ClassLabel(names=list(COLORS)),
-                "fps": np.float32,
-            }),  # fmt: skip
+            features=tfds.features.FeaturesDict(
+                {
+                    "video": tfds.features.Video((None, size, size, 3)),  # (T, H, W, 3) uint8
+                    "caption": tfds.features.Text(),
+                    "digit": tfds.features.ClassLabel(num_classes=10),
+                    "color": tfds.features.ClassLabel(names=list(COLORS)),
+                    "fps": np.float32,
+                }
+            ),  # fmt: skip
             supervised_keys=None,
             description=__doc__,
         )
@@ -65,8 +71,12 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
         del dl_manager  # nothing to download
         cfg = self.builder_config
         return {
-            "image_text": self._generate_examples("image_text", cfg.num_images, frames=1, captioned=True),
-            "video": self._generate_examples("video", cfg.num_videos, cfg.num_frames, captioned=False),
+            "image_text": self._generate_examples(
+                "image_text", cfg.num_images, frames=1, captioned=True
+            ),
+            "video": self._generate_examples(
+                "video", cfg.num_videos, cfg.num_frames, captioned=False
+            ),
             "eval": self._generate_examples("eval", cfg.num_eval, cfg.num_frames, captioned=True),
         }
 
@@ -77,11 +87,16 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
             clip = render_clip(seed, frames, size)
             text = ""
             if captioned:
-                text = caption(clip, np.random.default_rng(seed + 7), video=frames > 1, frame_size=size)
-            yield f"{split}_{i:07d}", {
-                "video": clip.frames,
-                "caption": text,
-                "digit": clip.digit,
-                "color": clip.color,
-                "fps": np.float32(SOURCE_FPS),
-            }
+                text = caption(
+                    clip, np.random.default_rng(seed + 7), video=frames > 1, frame_size=size
+                )
+            yield (
+                f"{split}_{i:07d}",
+                {
+                    "video": clip.frames,
+                    "caption": text,
+                    "digit": clip.digit,
+                    "color": clip.color,
+                    "fps": np.float32(SOURCE_FPS),
+                },
+            )

@@ -97,10 +97,25 @@ def sample_clip(video: np.ndarray, protocol: Protocol, rng: np.random.Generator,
     return video[start : start + protocol.num_frames]
 
 
+def tfds_videos(source: str):
+    """`tfds:NAME[/CONFIG]:SPLIT` -> (name, video) pairs of the dataset's 'video' feature, read
+    with random access from the prepared array_record files under $TFDS_DATA_DIR."""
+    import tensorflow_datasets as tfds
+
+    try:
+        _, name, split = source.split(":")
+    except ValueError:
+        raise ValueError(f"A TFDS source is tfds:NAME[/CONFIG]:SPLIT, got '{source}'.") from None
+    data = tfds.data_source(name, split=split, data_dir=os.environ.get("TFDS_DATA_DIR"))
+    return ((f"{source}[{i}]", np.asarray(data[i]["video"], np.uint8)) for i in range(len(data)))
+
+
 def iterate_clips(source: str, protocol: Protocol) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, clip) pairs from a folder of videos or a .npy/.npz array of videos."""
+    """(name, clip) pairs from a folder of videos, a .npy/.npz array of videos or a TFDS split."""
     rng = np.random.default_rng(protocol.seed)
-    if os.path.isdir(source):
+    if source.startswith("tfds:"):
+        named = tfds_videos(source)
+    elif os.path.isdir(source):
         paths = list_videos(source)
         named = ((p, None) for p in paths)
     elif source.endswith((".npy", ".npz")):
@@ -109,7 +124,7 @@ def iterate_clips(source: str, protocol: Protocol) -> Iterator[tuple[str, np.nda
     else:
         raise ValueError(
             f"Unknown FVD source '{source}': give a folder of videos, a .npy/.npz array of uint8 "
-            "videos (N, T, H, W, 3), or cached statistics (.stats.npz)."
+            "videos (N, T, H, W, 3), tfds:NAME[/CONFIG]:SPLIT, or cached statistics (.stats.npz)."
         )
     for name, video in named:
         if video is None:
