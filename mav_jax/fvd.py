@@ -22,8 +22,12 @@ from absl import app, flags
 from mav_jax.eval import fvd as fvd_lib
 from mav_jax.models.i3d_weights import I3D_KINETICS_400_SHA256, load_i3d, sha256_of
 
-_REAL = flags.DEFINE_string("real", None, "Reference videos: folder, .npy/.npz, tfds:NAME:SPLIT or cached stats.")
-_FAKE = flags.DEFINE_string("fake", None, "Generated videos: folder, .npy/.npz, tfds:NAME:SPLIT or cached stats.")
+_REAL = flags.DEFINE_string(
+    "real", None, "Reference videos: folder, .npy/.npz, tfds:NAME:SPLIT or cached stats."
+)
+_FAKE = flags.DEFINE_string(
+    "fake", None, "Generated videos: folder, .npy/.npz, tfds:NAME:SPLIT or cached stats."
+)
 _PROTOCOL = flags.DEFINE_enum("protocol", None, sorted(fvd_lib.PRESETS), "A named protocol preset.")
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", None, "Videos per set (default 2048 or preset).")
 _NUM_FRAMES = flags.DEFINE_integer("num_frames", None, "Frames per clip, >= 9 (default 16).")

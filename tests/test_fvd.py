@@ -13,8 +13,8 @@ import pytest
 from flax import nnx
 
 from mav_jax import fvd as fvd_script
+from mav_jax.data.video_io import decode_video
 from mav_jax.eval import fvd as fvd_lib
-from mav_jax.eval.video_io import decode_video
 from mav_jax.models.i3d_weights import (
     I3D_KINETICS_400_SHA256,
     from_linen_variables,

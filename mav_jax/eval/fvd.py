@@ -17,9 +17,9 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from mav_jax.data.video_io import decode_video, list_videos, load_array_videos
 from mav_jax.eval.frechet import COVARIANCE_CONVENTIONS, FeatureStats, frechet_distance
 from mav_jax.eval.resize import tf1_bilinear_resize
-from mav_jax.eval.video_io import decode_video, list_videos, load_array_videos
 from mav_jax.models.i3d import INPUT_SIZE, MIN_FRAMES, NUM_CLASSES, InceptionI3d
 from mav_jax.parallel import make_mesh
 
