@@ -81,3 +81,26 @@ def test_manifests_in_every_format_resolve_relative_paths(tmp_path):
         ("/abs/y.mp4", "a dog"),
         (str(tmp_path / "z.mp4"), ""),
     ]
+
+
+def test_image_collections_from_a_folder_with_sidecar_captions(tmp_path):
+    from PIL import Image
+
+    from mav_jax.data.image_collection import ImageCollection, ImageCollectionConfig
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(_gradient_video(1, 40, 60, 0)[0]).save(folder / "a.png")
+    (folder / "a.txt").write_text("a striped card\n")
+    Image.fromarray(_gradient_video(1, 50, 30, 0)[0]).save(folder / "b.jpg")
+    (folder / "c.png").write_bytes(b"")
+    (folder / "d.png").write_bytes(b"\x89PNG not really")
+    config = ImageCollectionConfig(name="unit", source=str(folder), frame_size=16)
+    builder = ImageCollection(
+        config=config, data_dir=str(tmp_path / "tfds"), file_format="array_record"
+    )
+    builder.download_and_prepare()
+    data = tfds.data_source("image_collection/unit", split="train", data_dir=str(tmp_path / "tfds"))
+    got = sorted((ex["caption"].decode(), np.asarray(ex["video"]).shape) for ex in data)
+    assert got == [("", (1, 16, 16, 3)), ("a striped card", (1, 16, 16, 3))]
+    assert {k: len(v) for k, v in builder.skipped.items()} == {"empty": 1, "unreadable": 1}

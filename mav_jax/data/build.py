@@ -3,6 +3,8 @@
     python -m mav_jax.data.build moving_digits --data_dir=DIR [--config=tiny|small]
     python -m mav_jax.data.build video_collection --data_dir=DIR --source=MANIFEST_OR_FOLDER \\
         --name=my_videos [--frame_size=64] [--min_frames=16]
+    python -m mav_jax.data.build image_collection --data_dir=DIR --source=MANIFEST_OR_FOLDER \
+        --name=my_images [--frame_size=64]
 
 Prints TFDS's progress bars, then the split sizes (and, for user collections, the skipped-file
 report). Datasets are written as array_record files, which the input pipelines read with random
@@ -22,7 +24,7 @@ _NAME = flags.DEFINE_string("name", "default", "video_collection: the config nam
 _FRAME_SIZE = flags.DEFINE_integer("frame_size", 64, "video_collection: square frame size.")
 _MIN_FRAMES = flags.DEFINE_integer("min_frames", 16, "video_collection: skip shorter videos.")
 
-BUILDERS = ("moving_digits", "video_collection")
+BUILDERS = ("moving_digits", "video_collection", "image_collection")
 
 
 def build(name: str, data_dir: str, config: str | None = None, **collection):
@@ -41,6 +43,17 @@ def build(name: str, data_dir: str, config: str | None = None, **collection):
             data_dir=data_dir,
             file_format="array_record",
         )
+    elif name == "image_collection":
+        from mav_jax.data.image_collection import ImageCollection, ImageCollectionConfig
+
+        if not collection.get("source"):
+            raise ValueError("image_collection needs --source=MANIFEST_OR_FOLDER.")
+        collection.pop("min_frames", None)
+        builder = ImageCollection(
+            config=ImageCollectionConfig(**collection),
+            data_dir=data_dir,
+            file_format="array_record",
+        )
     else:
         raise ValueError(f"Unknown dataset '{name}'; choose one of {BUILDERS}.")
     builder.download_and_prepare()
@@ -51,7 +64,7 @@ def main(argv) -> None:
     if len(argv) != 2 or not _DATA_DIR.value:
         sys.exit(f"usage: python -m mav_jax.data.build {{{','.join(BUILDERS)}}} --data_dir=DIR")
     collection = {}
-    if argv[1] == "video_collection":
+    if argv[1] in ("video_collection", "image_collection"):
         collection = dict(name=_NAME.value, source=_SOURCE.value, frame_size=_FRAME_SIZE.value,
                           min_frames=_MIN_FRAMES.value)  # fmt: skip
     try:
