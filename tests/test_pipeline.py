@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from mav_jax.data.augment import CropFlipScale
-from mav_jax.data.clips import ClipSampling, SampleClip, choose_frame_skip, sample_clip
+from mav_jax.data.clips import (
+    ClipSampling,
+    SampleClip,
+    choose_frame_skip,
+    fps_curriculum,
+    sample_clip,
+)
 from mav_jax.data.loader import global_batch, make_loader
 from mav_jax.data.stage_inputs import (
     LowResolution,
@@ -64,6 +70,15 @@ def test_beta_fps_prefers_the_rates_its_distribution_favours():
     rng = np.random.default_rng(2)
     skips = [choose_frame_skip(low_rates, 100, rng) for _ in range(200)]
     assert np.mean(np.asarray(skips) >= 4) > 0.8  # low frame rates = large skips
+
+
+def test_fps_curriculum_goes_from_high_to_low_frame_rates():
+    sampling = ClipSampling(num_frames=8, frame_skips=(4, 1, 2, 8, 3))
+    stages = [fps_curriculum(sampling, p).frame_skips for p in (0.0, 0.25, 0.5, 1.0)]
+    assert stages[0] == (1,) and stages[-1] == (1, 2, 3, 4, 8)
+    assert all(set(a) <= set(b) for a, b in zip(stages, stages[1:], strict=False))  # only ever widens
+    with pytest.raises(ValueError, match="progress"):
+        fps_curriculum(sampling, 1.5)
 
 
 def test_interpolation_masks_cover_exactly_the_non_key_frames():

@@ -33,6 +33,17 @@ class ClipSampling:
         return (self.num_frames - 1) * skip + 1
 
 
+def fps_curriculum(sampling: ClipSampling, progress: float, start_skips: int = 1) -> ClipSampling:
+    """High-to-low frame-rate curriculum: at training `progress` in [0, 1], allow the smallest
+    skips (highest fps) first, then widen to all of them. Starts with `start_skips` candidates and
+    reaches the full set at progress 1; the trainer rebuilds its loader at each phase change."""
+    if not 0.0 <= progress <= 1.0:
+        raise ValueError(f"Curriculum progress must be in [0, 1], got {progress}.")
+    skips = sorted(sampling.frame_skips)
+    count = start_skips + round(progress * (len(skips) - start_skips))
+    return dataclasses.replace(sampling, frame_skips=tuple(skips[: max(1, count)]))
+
+
 def choose_frame_skip(
     sampling: ClipSampling, num_source_frames: int, rng: np.random.Generator
 ) -> int:
