@@ -76,7 +76,9 @@ def test_fps_curriculum_goes_from_high_to_low_frame_rates():
     sampling = ClipSampling(num_frames=8, frame_skips=(4, 1, 2, 8, 3))
     stages = [fps_curriculum(sampling, p).frame_skips for p in (0.0, 0.25, 0.5, 1.0)]
     assert stages[0] == (1,) and stages[-1] == (1, 2, 3, 4, 8)
-    assert all(set(a) <= set(b) for a, b in zip(stages, stages[1:], strict=False))  # only ever widens
+    assert all(
+        set(a) <= set(b) for a, b in zip(stages, stages[1:], strict=False)
+    )  # only ever widens
     with pytest.raises(ValueError, match="progress"):
         fps_curriculum(sampling, 1.5)
 

@@ -1,0 +1,34 @@
+"""AdamW with warmup-cosine learning rate and gradient clipping; optionally only the temporal
+parameters train (the video phase's "temporal only" option: everything else stays bit-identical)."""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from mav_jax.nn import is_temporal_path
+
+
+def make_optimizer(
+    learning_rate: float,
+    total_steps: int,
+    *,
+    warmup_steps: int = 0,
+    weight_decay: float = 0.0,
+    clip_norm: float | None = 1.0,
+    temporal_only: bool = False,
+    params=None,
+) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, max(warmup_steps, 1), max(total_steps, warmup_steps + 1)
+    )
+    chain = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
+    optimizer = optax.chain(*chain, optax.adamw(schedule, weight_decay=weight_decay))
+    if not temporal_only:
+        return optimizer
+    if params is None:
+        raise ValueError("temporal_only needs `params` to tell temporal from spatial leaves.")
+    labels = jax.tree_util.tree_map_with_path(
+        lambda path, _: "train" if is_temporal_path(path) else "freeze", params
+    )
+    return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)
