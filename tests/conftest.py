@@ -76,3 +76,16 @@ def make_conditioning(cfg: UNetConfig, key, batch: int, frames: int, height: int
         shape = (batch, frames, height, width, cfg.extra_in_channels)
         cond["extra"] = jax.random.normal(k[4], shape)
     return cond
+
+
+def encode_video(path, frames, fps: int = 8) -> None:
+    """Write (T, H, W, 3) uint8 frames as an MPEG-4 file with FFmpeg (PyAV)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import encode_video
 from flax import nnx
 
 from mav_jax import fvd as fvd_script
@@ -118,25 +119,13 @@ def test_features_are_the_same_on_one_device_and_sharded_over_eight(i3d, extract
     np.testing.assert_allclose(extractor(clips), single(clips), atol=1e-4, rtol=1e-4)
 
 
-def _write_video(path, frames: np.ndarray) -> None:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=8)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-
-
 def test_folder_sources_decode_and_reject_mixed_resolutions_and_corrupt_files(tmp_path, extractor):
     folder = tmp_path / "videos"
     folder.mkdir()
-    _write_video(folder / "a.mp4", np.full((10, 32, 32, 3), 200, np.uint8))
+    encode_video(folder / "a.mp4", np.full((10, 32, 32, 3), 200, np.uint8))
     decoded = decode_video(str(folder / "a.mp4"))
     assert decoded.shape == (10, 32, 32, 3) and abs(int(decoded.mean()) - 200) < 10
-    _write_video(folder / "b.mp4", np.full((10, 16, 16, 3), 50, np.uint8))
+    encode_video(folder / "b.mp4", np.full((10, 16, 16, 3), 50, np.uint8))
     protocol = fvd_script.make_protocol(num_videos=2, num_frames=9)
     with pytest.raises(ValueError, match="Mixed resolutions"):
         fvd_lib.compute_stats(str(folder), protocol, extractor)

@@ -2,21 +2,10 @@
 
 import numpy as np
 import tensorflow_datasets as tfds
+from conftest import encode_video
 
 from mav_jax.data.manifest import read_manifest
 from mav_jax.data.video_collection import VideoCollection, VideoCollectionConfig
-
-
-def _encode(path, frames: np.ndarray, fps: int) -> None:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
 
 
 def _gradient_video(frames: int, height: int, width: int, shift: int) -> np.ndarray:
@@ -30,9 +19,9 @@ def _gradient_video(frames: int, height: int, width: int, shift: int) -> np.ndar
 
 
 def test_good_videos_are_kept_and_bad_ones_reported_with_reasons(tmp_path):
-    _encode(tmp_path / "good_a.mp4", _gradient_video(20, 48, 64, 3), fps=12)
-    _encode(tmp_path / "good_b.mp4", _gradient_video(24, 64, 48, 5), fps=25)
-    _encode(tmp_path / "short.mp4", _gradient_video(5, 48, 64, 3), fps=12)
+    encode_video(tmp_path / "good_a.mp4", _gradient_video(20, 48, 64, 3), fps=12)
+    encode_video(tmp_path / "good_b.mp4", _gradient_video(24, 64, 48, 5), fps=25)
+    encode_video(tmp_path / "short.mp4", _gradient_video(5, 48, 64, 3), fps=12)
     whole = (tmp_path / "good_a.mp4").read_bytes()
     (tmp_path / "truncated.mp4").write_bytes(whole[: len(whole) // 3])
     (tmp_path / "zero.mp4").write_bytes(b"")

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image, UnidentifiedImageError
 
+from mav_jax.data.files import exists, list_files, open_file, skip_report
 from mav_jax.data.manifest import read_manifest
 from mav_jax.data.video_collection import resize_and_crop
 
@@ -28,27 +29,16 @@ class ImageCollectionConfig(tfds.core.BuilderConfig):
     frame_size: int = 64
 
 
-def _read_bytes(path: str) -> bytes:
-    if "://" in path:
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "rb") as f:
-            return f.read()
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def folder_entries(folder: str) -> list[tuple[str, str]]:
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Image folder not found: {folder}")
+    """(image, caption) pairs of a folder; a caption comes from the sidecar NAME.txt, if any."""
     entries = []
-    for name in sorted(os.listdir(folder)):
-        if name.lower().endswith(IMAGE_EXTENSIONS):
-            sidecar = os.path.join(folder, os.path.splitext(name)[0] + ".txt")
-            caption = (
-                open(sidecar, encoding="utf-8").read().strip() if os.path.exists(sidecar) else ""
-            )
-            entries.append((os.path.join(folder, name), caption))
+    for path in list_files(folder, IMAGE_EXTENSIONS, what="Image folder"):
+        sidecar = os.path.splitext(path)[0] + ".txt"
+        caption = ""
+        if exists(sidecar):
+            with open_file(sidecar, "r") as f:
+                caption = f.read().strip()
+        entries.append((path, caption))
     return entries
 
 
@@ -89,7 +79,8 @@ class ImageCollection(tfds.core.GeneratorBasedBuilder):
         size = self.builder_config.frame_size
         for index, (path, caption) in enumerate(entries):
             try:
-                data = _read_bytes(path)
+                with open_file(path) as f:
+                    data = f.read()
                 if not data:
                     self.skipped["empty"].append(f"{path}: zero bytes")
                     continue
@@ -105,6 +96,4 @@ class ImageCollection(tfds.core.GeneratorBasedBuilder):
                     "path": path,
                 },
             )
-        total = sum(len(v) for v in self.skipped.values())
-        print(f"image_collection: skipped {total} file(s): "
-              + ", ".join(f"{k}: {len(v)}" for k, v in sorted(self.skipped.items())))  # fmt: skip
+        print(skip_report("image_collection", self.skipped))

@@ -12,18 +12,10 @@ import io
 import json
 import os
 
+from mav_jax.data.files import open_file
+
 PATH_COLUMNS = ("path", "video", "image", "contentUrl", "file")
 CAPTION_COLUMNS = ("caption", "name", "text")
-
-
-def _read_text(path: str) -> str:
-    if "://" in path:
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "r") as f:
-            return f.read()
-    with open(path, encoding="utf-8") as f:
-        return f.read()
 
 
 def _pick(row: dict, columns: tuple[str, ...]) -> str | None:
@@ -35,7 +27,8 @@ def _pick(row: dict, columns: tuple[str, ...]) -> str | None:
 
 def read_manifest(path: str) -> list[tuple[str, str]]:
     """[(media path, caption)] from a .csv / .tsv / .jsonl manifest."""
-    text = _read_text(path)
+    with open_file(path, "r") as f:
+        text = f.read()
     if path.endswith(".jsonl"):
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     elif path.endswith((".csv", ".tsv")):

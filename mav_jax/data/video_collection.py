@@ -15,8 +15,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from mav_jax.data.files import file_size, skip_report
 from mav_jax.data.manifest import read_manifest
-from mav_jax.data.video_io import file_size, list_videos, read_video
+from mav_jax.data.video_io import list_videos, read_video
 
 
 @dataclasses.dataclass
@@ -106,9 +107,4 @@ class VideoCollection(tfds.core.GeneratorBasedBuilder):
         print(self.report())
 
     def report(self) -> str:
-        total = sum(len(v) for v in self.skipped.values())
-        lines = [f"video_collection: skipped {total} file(s)"]
-        for reason, items in sorted(self.skipped.items()):
-            lines.append(f"  {reason}: {len(items)}")
-            lines.extend(f"    {item}" for item in items)
-        return "\n".join(lines)
+        return skip_report("video_collection", self.skipped)

@@ -1,31 +1,15 @@
 """Read videos as uint8 `(T, H, W, 3)` arrays: encoded files via PyAV (FFmpeg), or .npy/.npz.
 
-Paths go through `tf.io.gfile` when they are not local, so `gs://` manifests and folders work.
+Paths may be local or remote (gs://), through `mav_jax.data.files`.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from mav_jax.data.files import list_files, open_file
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mov", ".mkv", ".gif", ".m4v")
-
-
-def _open(path: str):
-    if "://" in path:
-        import tensorflow as tf
-
-        return tf.io.gfile.GFile(path, "rb")
-    return open(path, "rb")
-
-
-def file_size(path: str) -> int:
-    if "://" in path:
-        import tensorflow as tf
-
-        return tf.io.gfile.stat(path).length
-    return os.path.getsize(path)
 
 
 def read_video(path: str, max_frames: int | None = None) -> tuple[np.ndarray, float]:
@@ -34,7 +18,7 @@ def read_video(path: str, max_frames: int | None = None) -> tuple[np.ndarray, fl
 
     frames = []
     try:
-        with _open(path) as f, av.open(f) as container:
+        with open_file(path) as f, av.open(f) as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
             fps = float(rate) if rate else 0.0
@@ -56,18 +40,7 @@ def decode_video(path: str, max_frames: int | None = None) -> np.ndarray:
 
 def list_videos(folder: str) -> list[str]:
     """Video files directly in `folder` (local or gs://), sorted by name."""
-    if "://" in folder:
-        import tensorflow as tf
-
-        if not tf.io.gfile.isdir(folder):
-            raise FileNotFoundError(f"Video folder not found: {folder}")
-        names = tf.io.gfile.listdir(folder)
-    else:
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"Video folder not found: {folder}")
-        names = os.listdir(folder)
-    names = sorted(n for n in names if n.lower().endswith(VIDEO_EXTENSIONS))
-    return [os.path.join(folder, n) for n in names]
+    return list_files(folder, VIDEO_EXTENSIONS, what="Video folder")
 
 
 def load_array_videos(path: str) -> np.ndarray:

@@ -1,0 +1,54 @@
+"""File access for local and remote (gs://, ...) paths in one place.
+
+Remote paths go through `tf.io.gfile`; local ones use the standard library, so reading local files
+never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def open_file(path: str, mode: str = "rb"):
+    if _is_remote(path):
+        return _gfile().GFile(path, mode)
+    return open(path, mode, encoding=None if "b" in mode else "utf-8")
+
+
+def exists(path: str) -> bool:
+    return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
+
+
+def file_size(path: str) -> int:
+    return _gfile().stat(path).length if _is_remote(path) else os.path.getsize(path)
+
+
+def list_files(folder: str, extensions: tuple[str, ...], what: str = "Folder") -> list[str]:
+    """Files directly in `folder` whose names end with one of `extensions`, sorted by name."""
+    isdir, listdir = (
+        (_gfile().isdir, _gfile().listdir) if _is_remote(folder) else (os.path.isdir, os.listdir)
+    )
+    if not isdir(folder):
+        raise FileNotFoundError(f"{what} not found: {folder}")
+    names = sorted(n for n in listdir(folder) if n.lower().endswith(extensions))
+    return [os.path.join(folder, n) for n in names]
+
+
+def skip_report(builder_name: str, skipped: dict[str, list[str]]) -> str:
+    """The end-of-build report of files a collection builder skipped, by reason."""
+    total = sum(len(v) for v in skipped.values())
+    lines = [f"{builder_name}: skipped {total} file(s)"]
+    for reason, items in sorted(skipped.items()):
+        lines.append(f"  {reason}: {len(items)}")
+        lines.extend(f"    {item}" for item in items)
+    return "\n".join(lines)
