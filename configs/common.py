@@ -63,3 +63,31 @@ def diffusion_config() -> ml_collections.ConfigDict:
     cfg.sampling_steps = 50
     cfg.guidance_scale = 3.0
     return cfg
+
+
+def mesh_config(data: int = -1, fsdp: int = 1, tensor: int = 1) -> ml_collections.ConfigDict:
+    """Mesh axis sizes; -1 takes the devices the other axes leave (on every host together)."""
+    return ml_collections.ConfigDict({"data": data, "fsdp": fsdp, "tensor": tensor})
+
+
+def train_config(variant: str = "tiny") -> ml_collections.ConfigDict:
+    """Loop, optimiser, EMA, checkpoint and logging settings shared by every stage."""
+    variant = check_variant(variant)
+    tiny = variant == "tiny"
+    cfg = ml_collections.ConfigDict()
+    cfg.num_steps = 200 if tiny else 300_000
+    cfg.global_batch_size = 16 if tiny else 1024  # over all hosts; split over data x fsdp
+    cfg.grad_accum_steps = 1  # micro-batches per step (the batch is split, gradients summed)
+    cfg.learning_rate = 2e-4 if tiny else 1e-4
+    cfg.warmup_steps = 20 if tiny else 10_000
+    cfg.weight_decay = 0.0
+    cfg.clip_norm = 1.0
+    cfg.ema_decay = 0.99 if tiny else 0.9999
+    cfg.temporal_only = False  # video phase: train only temporal layers (+ fps embedding)
+    cfg.log_every = 10 if tiny else 100
+    cfg.checkpoint_every = 100 if tiny else 5000
+    cfg.keep_checkpoints = 3
+    cfg.sample_every = 0 if tiny else 20_000  # 0: samples at the end only
+    cfg.num_samples = 4
+    cfg.sample_steps = 20 if tiny else 100
+    return cfg

@@ -4,7 +4,13 @@ XLA compile time dominates on 2 cores, so models and jitted functions are built 
 and shared by the tests that use them.
 """
 
+import pathlib
+import sys
+
 import jax
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # stage configs import `configs.common`, as they do from the CLI
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_threefry_partitionable", True)
@@ -89,3 +95,15 @@ def encode_video(path, frames, fps: int = 8) -> None:
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+
+
+@pytest.fixture(scope="session")
+def digits_data_dir(tmp_path_factory) -> str:
+    """A small Moving Digits build ('moving_digits/unit') the training tests read."""
+    from mav_jax.data.moving_digits import MovingDigits, MovingDigitsConfig
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    config = MovingDigitsConfig(name="unit", num_images=64, num_videos=16, num_eval=4)
+    builder = MovingDigits(config=config, data_dir=str(data_dir), file_format="array_record")
+    builder.download_and_prepare()
+    return str(data_dir)

@@ -1,6 +1,7 @@
 """The sharded train step: same loss and update on 8 devices as on one; temporal-only training."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -82,3 +83,32 @@ def test_temporal_only_training_keeps_spatial_weights_bit_identical(model):
         any(n.startswith("temporal") or n == "fps_embedding" for n in p) for p in changed
     )
     assert any("temporal_attention" in p for p in changed)
+
+
+class _RegressionStage:
+    """A loss with no randomness (fixed timestep, no dropout, no noise), so accumulating the
+    gradients of micro-batches must give exactly the whole batch's update."""
+
+    @staticmethod
+    def loss(model, batch, key):
+        del key
+        t = jnp.full((batch["video"].shape[0],), 10)
+        out = model(batch["video"], t, fps=batch["fps"], embedding=batch["embedding"])
+        return jnp.mean(jnp.square(out - batch["video"])), None
+
+
+def test_gradient_accumulation_gives_the_whole_batch_update(model):
+    mesh = make_mesh({"data": 2, "fsdp": 2}, jax.devices()[:4])
+    sgd = optax.sgd(0.05)
+    batch = _batches(1)[0]
+    results = []
+    for accumulate in (1, 2):
+        graphdef, state = init_train_state(nnx.clone(model), sgd, mesh, seed=0)
+        step = make_train_step(graphdef, _RegressionStage(), sgd, mesh, state, batch,
+                               grad_accum_steps=accumulate)  # fmt: skip
+        state, metrics = step(state, batch)
+        results.append((state, float(metrics["loss"]), float(metrics["grad_norm"])))
+    (whole, loss1, norm1), (accumulated, loss2, norm2) = results
+    np.testing.assert_allclose([loss2, norm2], [loss1, norm1], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(accumulated.params), jax.tree.leaves(whole.params), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)

@@ -52,3 +52,11 @@ def skip_report(builder_name: str, skipped: dict[str, list[str]]) -> str:
         lines.append(f"  {reason}: {len(items)}")
         lines.extend(f"    {item}" for item in items)
     return "\n".join(lines)
+
+
+def make_dirs(path: str) -> None:
+    """Create `path` and its parents (local or gs://); fine if it exists."""
+    if _is_remote(path):
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)

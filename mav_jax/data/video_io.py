@@ -56,3 +56,36 @@ def load_array_videos(path: str) -> np.ndarray:
             f"{path} must hold uint8 videos (N, T, H, W, 3), got {data.dtype} {data.shape}."
         )
     return data
+
+
+def tile_videos(videos: np.ndarray) -> np.ndarray:
+    """(N, F, H, W, 3) -> (F, H, N * W, 3): clips side by side, one frame sequence."""
+    n, f, h, w, c = videos.shape
+    return videos.transpose(1, 2, 0, 3, 4).reshape(f, h, n * w, c)
+
+
+def write_gif(path: str, frames: np.ndarray, fps: float) -> None:
+    """(F, H, W, 3) uint8 -> an endlessly looping GIF (local or gs://)."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    with open_file(path, "wb") as f:
+        images[0].save(f, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                       duration=max(int(round(1000 / fps)), 20))  # fmt: skip
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
+    """(F, H, W, 3) uint8 -> H.264 MP4 (yuv420p, so odd sizes are padded to even by edge copy)."""
+    import fractions
+
+    import av
+
+    _, height, width, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    with open_file(path, "wb") as f, av.open(f, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
+        stream.height, stream.width = frames.shape[1], frames.shape[2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())

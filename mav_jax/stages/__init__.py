@@ -1,1 +1,23 @@
-"""Cascade stages: how a batch becomes (inputs, conditioning, target) and the stage's loss."""
+"""Cascade stages: how a batch becomes (inputs, conditioning, target) and the stage's loss.
+
+`stage_from_config(config)` picks the stage named by `config.stage`.
+"""
+
+from __future__ import annotations
+
+from mav_jax.stages.base import Stage, to_uint8
+from mav_jax.stages.keyframes import KeyframeStage
+
+STAGES = {"keyframes": KeyframeStage.from_config}
+
+
+def stage_from_config(config) -> Stage:
+    name = config.get("stage", None)
+    if name not in STAGES:
+        raise ValueError(
+            f"Unknown stage '{name}' (config.stage); stages that train today: {sorted(STAGES)}."
+        )
+    return STAGES[name](config)
+
+
+__all__ = ["STAGES", "KeyframeStage", "Stage", "stage_from_config", "to_uint8"]

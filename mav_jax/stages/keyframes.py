@@ -1,14 +1,31 @@
 """The keyframe decoder D (images) and D^t (video): eps/v diffusion loss on clips, conditioned on
-the timestep, fps and the CLIP image embedding (dropped to the null embedding for guidance)."""
+the timestep, fps and the CLIP image embedding (dropped to the null embedding for guidance).
+
+Two phases, as in the paper: `image` trains the U-Net with temporal layers off on one-frame clips;
+`video` builds the temporal layers and fps conditioning on top of the image weights.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
 import jax
+import jax.numpy as jnp
+from flax import nnx
 
-from mav_jax.diffusion import NoiseSchedule, condition_keep_mask, diffusion_loss
-from mav_jax.nn import SpatioTemporalUNet
+from mav_jax.data.augment import CropFlipScale
+from mav_jax.data.clips import ClipSampling, SampleClip
+from mav_jax.diffusion import (
+    NoiseSchedule,
+    condition_keep_mask,
+    ddim_sample,
+    diffusion_loss,
+    make_schedule,
+)
+from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
+
+PHASES = ("image", "video")
+SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURCE_FPS / frame skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +33,61 @@ class KeyframeStage:
     schedule: NoiseSchedule
     prediction: str = "eps"
     condition_drop_rate: float = 0.1
+    unet: UNetConfig = UNetConfig()
+    phase: str = "video"
+    resolution: int = 32
+    clips: ClipSampling = ClipSampling()
+    split: str = "video"
+    flip: bool = False
+    name: str = "keyframes"
+
+    @classmethod
+    def from_config(cls, config) -> KeyframeStage:
+        phase = config.phase
+        video = phase == "video"
+        unet = UNetConfig.from_dict(config.unet)
+        # The image phase is the same U-Net with temporal layers and fps conditioning off.
+        unet = unet.replace(temporal=video and unet.temporal, fps_conditioning=video)
+        data = config.data
+        clips = ClipSampling(
+            num_frames=data.num_frames if video else 1,
+            frame_skips=tuple(data.frame_skips) if video else (1,),
+            fps_distribution=data.fps_distribution,
+        )
+        return cls(
+            schedule=make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps),
+            prediction=config.diffusion.prediction,
+            condition_drop_rate=config.diffusion.condition_drop_rate,
+            unet=unet,
+            phase=phase,
+            resolution=data.resolution,
+            clips=clips,
+            split=data.video_split if video else data.image_split,
+            flip=data.flip,
+        )
+
+    @property
+    def num_frames(self) -> int:
+        return self.clips.num_frames
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.phase not in PHASES:
+            found.append(f"config.phase must be one of {PHASES}, got '{self.phase}'")
+        if self.resolution % self.unet.spatial_factor:
+            found.append(
+                f"config.data.resolution={self.resolution} must be divisible by the U-Net's "
+                f"spatial factor {self.unet.spatial_factor} (2 ** (levels - 1))"
+            )
+        if self.unet.embedding_dim:
+            found.append(
+                "config.unet.embedding_dim > 0 needs a CLIP image encoder, which the keyframe "
+                "stage does not have yet; set --config.unet.embedding_dim=0"
+            )
+        return found
+
+    def operations(self) -> list:
+        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip)]
 
     def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
         """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'fps' (B,), 'embedding' (B, E) if used."""
@@ -36,3 +108,17 @@ class KeyframeStage:
         return diffusion_loss(
             model_fn, batch["video"], diffusion_key, self.schedule, self.prediction
         )
+
+    def sample(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
+               num_steps: int) -> tuple[jax.Array, float]:  # fmt: skip
+        """Unconditional DDIM samples at the smallest frame skip (the highest frame rate)."""
+        fps = SOURCE_FPS / min(self.clips.frame_skips)
+        noise_key, sample_key = jax.random.split(key)
+        shape = (count, self.num_frames, self.resolution, self.resolution, self.unet.in_channels)
+        x_T = jax.random.normal(noise_key, shape)  # (B, F, H, W, C)
+        cond = {"fps": jnp.full((count,), fps)} if self.unet.fps_conditioning else {}
+        videos = ddim_sample(
+            unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
+            num_steps=num_steps, prediction=self.prediction,
+        )  # fmt: skip
+        return videos, fps

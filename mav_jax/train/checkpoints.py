@@ -60,6 +60,11 @@ class Checkpointer:
             return step, restored.state, dict(restored.data), dict(restored.config)
         return None
 
+    def restore_config(self, step: int) -> dict:
+        """Only the config saved with `step` (to rebuild the model before restoring its state)."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+        return dict(restored.config)
+
     def wait(self) -> None:
         self.manager.wait_until_finished()
 

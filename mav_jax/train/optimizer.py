@@ -9,6 +9,13 @@ import optax
 from mav_jax.nn import is_temporal_path
 
 
+def learning_rate_schedule(learning_rate: float, total_steps: int, warmup_steps: int = 0):
+    """Linear warmup from 0 to `learning_rate`, then cosine decay to 0 at `total_steps`."""
+    return optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, max(warmup_steps, 1), max(total_steps, warmup_steps + 1)
+    )
+
+
 def make_optimizer(
     learning_rate: float,
     total_steps: int,
@@ -19,9 +26,7 @@ def make_optimizer(
     temporal_only: bool = False,
     params=None,
 ) -> optax.GradientTransformation:
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, max(warmup_steps, 1), max(total_steps, warmup_steps + 1)
-    )
+    schedule = learning_rate_schedule(learning_rate, total_steps, warmup_steps)
     chain = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
     optimizer = optax.chain(*chain, optax.adamw(schedule, weight_decay=weight_decay))
     if not temporal_only:

@@ -4,6 +4,7 @@ the batch is split over ('data', 'fsdp')."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -13,6 +14,8 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.parallel import DEFAULT_RULES, state_shardings
+
+BATCH_AXES = ("data", "fsdp")
 
 
 @struct.dataclass
@@ -24,20 +27,35 @@ class TrainState:
     rng: jax.Array
 
 
+def sharded_init(make_model: Callable[[], nnx.Module], mesh: Mesh, rules=DEFAULT_RULES):
+    """(graphdef, params) with every parameter created directly in its shard: the model is built
+    inside `jax.jit` with the rule table's out_shardings, so no host holds the whole model."""
+    abstract = nnx.eval_shape(make_model)
+    graphdef, abstract_params = nnx.split(abstract, nnx.Param)
+    shardings = state_shardings(abstract_params, mesh, rules)
+    params = jax.jit(lambda: nnx.state(make_model(), nnx.Param), out_shardings=shardings)()
+    return graphdef, params
+
+
 def init_train_state(model: nnx.Module, optimizer, mesh: Mesh, seed: int, rules=DEFAULT_RULES):
-    """(graphdef, TrainState placed on the mesh)."""
+    """(graphdef, TrainState placed on the mesh) from a concrete model."""
     graphdef, params = nnx.split(model, nnx.Param)
-    # The state owns its buffers (the step donates them), so it must not alias the model's arrays.
-    params = jax.tree.map(jnp.copy, jax.device_put(params, state_shardings(params, mesh, rules)))
+    params = jax.device_put(params, state_shardings(params, mesh, rules))
+    return graphdef, train_state_from_params(params, optimizer, mesh, seed)
+
+
+def train_state_from_params(params, optimizer, mesh: Mesh, seed: int) -> TrainState:
+    """A fresh TrainState (step 0, EMA = params) around parameters already sharded on `mesh`."""
+    # The state owns its buffers (the step donates them), so it must not alias the caller's arrays.
+    params = jax.tree.map(jnp.copy, params)
     replicated = NamedSharding(mesh, PartitionSpec())
-    state = TrainState(
+    return TrainState(
         step=jax.device_put(jnp.zeros((), jnp.int32), replicated),
         params=params,
         ema=jax.tree.map(jnp.copy, params),
         opt_state=_on_mesh(jax.jit(optimizer.init)(params), mesh),  # moments follow the params
         rng=jax.device_put(jax.random.key_data(jax.random.key(seed)), replicated),
     )
-    return graphdef, state
 
 
 def _on_mesh(tree, mesh: Mesh):
@@ -53,22 +71,54 @@ def _on_mesh(tree, mesh: Mesh):
     return jax.tree.map(place, tree)
 
 
+def _split_micro_batches(batch: dict, count: int, sharding: NamedSharding) -> dict:
+    """(B, ...) -> (count, B / count, ...), each micro-batch still split over the batch axes.
+
+    Example b goes to micro-batch b % count, so every device's rows stay on that device.
+    """
+
+    def split(x):
+        x = x.reshape(x.shape[0] // count, count, *x.shape[1:]).swapaxes(0, 1)
+        spec = PartitionSpec(None, *sharding.spec)
+        return jax.lax.with_sharding_constraint(x, NamedSharding(sharding.mesh, spec))
+
+    return jax.tree.map(split, batch)
+
+
 def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, batch_example: dict,
-                    ema_decay: float = 0.999):  # fmt: skip
-    """A jitted `step(state, batch) -> (state, metrics)` with explicit in/out shardings."""
+                    ema_decay: float = 0.999, grad_accum_steps: int = 1):  # fmt: skip
+    """A jitted `step(state, batch) -> (state, metrics)` with explicit in/out shardings.
+
+    With `grad_accum_steps` = k the batch is processed as k micro-batches whose gradients are
+    averaged before one update: the same update as the whole batch, at 1/k of the activations.
+    """
     state_sharding = jax.tree.map(lambda x: x.sharding, state)
-    batch_sharding = {
-        k: NamedSharding(mesh, PartitionSpec(("data", "fsdp"))) for k in batch_example
-    }
+    batch_spec = NamedSharding(mesh, PartitionSpec(BATCH_AXES))
+    batch_sharding = {k: batch_spec for k in batch_example}
 
     def step(state: TrainState, batch: dict):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
-        def loss_fn(params):
-            loss, _ = stage.loss(nnx.merge(graphdef, params), batch, key)
+        def loss_fn(params, micro_batch, micro_key):
+            loss, _ = stage.loss(nnx.merge(graphdef, params), micro_batch, micro_key)
             return loss
 
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        grad_fn = jax.value_and_grad(loss_fn)
+        if grad_accum_steps == 1:
+            loss, grads = grad_fn(state.params, batch, key)
+        else:
+            micro = _split_micro_batches(batch, grad_accum_steps, batch_spec)
+
+            def accumulate(carry, inputs):
+                index, micro_batch = inputs
+                loss, grads = grad_fn(state.params, micro_batch, jax.random.fold_in(key, index))
+                return jax.tree.map(jnp.add, carry, (loss, grads)), None
+
+            zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
+            (loss, grads), _ = jax.lax.scan(
+                accumulate, zeros, (jnp.arange(grad_accum_steps), micro)
+            )
+            loss, grads = jax.tree.map(lambda x: x / grad_accum_steps, (loss, grads))
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema, params)

@@ -1,0 +1,47 @@
+"""Keyframe decoder D (image phase) then D^t (video phase): 16 frames at 64x64 in the paper.
+
+    python -m mav_jax.train --config=configs/keyframes.py:tiny --workdir=runs/kf_image
+    python -m mav_jax.train --config=configs/keyframes.py:tiny --config.phase=video \
+        --config.init_from=runs/kf_image --workdir=runs/kf_video
+
+The image phase trains the U-Net with temporal layers off on one-frame clips; the video phase
+builds the temporal layers (identity-initialised) and fps conditioning, copies every spatial weight
+from `init_from` (a workdir or an exported checkpoint), and trains on clips of `num_frames`.
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
+    variant = common.check_variant(variant)
+    tiny = variant == "tiny"
+    config = ml_collections.ConfigDict()
+    config.stage = "keyframes"
+    config.variant = variant
+    config.phase = "image"  # "image" (D) or "video" (D^t)
+    config.init_from = ""  # video phase: workdir or export of the image phase
+    config.seed = 0
+
+    config.unet = common.unet_config(variant)
+    # The CLIP image embedding arrives with the cascade's CLIP stage; until an encoder is named,
+    # the keyframe decoder is unconditional apart from timestep and fps.
+    config.unet.embedding_dim = 0
+    config.diffusion = common.diffusion_config()
+
+    config.data = ml_collections.ConfigDict()
+    config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"
+    config.data.data_dir = ""  # empty: $TFDS_DATA_DIR, else ~/tensorflow_datasets
+    config.data.image_split = "image_text"
+    config.data.video_split = "video"
+    config.data.resolution = 32 if tiny else 64
+    config.data.num_frames = 8 if tiny else 16  # video phase; the image phase uses 1
+    config.data.frame_skips = (1, 2, 3, 4)
+    config.data.fps_distribution = "uniform"
+    config.data.flip = False  # mirrored digits are not digits
+    config.data.worker_count = 0
+
+    config.train = common.train_config(variant)
+    config.mesh = common.mesh_config()
+    return config

@@ -1,0 +1,69 @@
+"""What a user watches during training: TensorBoard scalars (clu writers), a progress bar, and the
+throughput and TFLOP/s per device that XLA's cost analysis of the compiled step implies."""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+from clu import metric_writers
+from tqdm import tqdm
+
+
+def flops_per_device(compiled) -> float:
+    """FLOPs one device runs per call of a compiled (SPMD-partitioned) function; 0 if unknown."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list | tuple):  # older jaxlibs: one dict per program
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", 0.0))
+
+
+class TrainingMonitor:
+    """Accumulates step metrics on device and reports every `log_every` steps (process 0 writes)."""
+
+    def __init__(self, workdir: str, total_steps: int, start_step: int, global_batch: int,
+                 step_flops: float):  # fmt: skip
+        self.is_chief = jax.process_index() == 0
+        self.writer = metric_writers.create_default_writer(
+            workdir, just_logging=not self.is_chief, asynchronous=True
+        )
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not self.is_chief,
+                        desc="train", unit="step", dynamic_ncols=True)  # fmt: skip
+        self.global_batch, self.step_flops = global_batch, step_flops
+        self.pending: list[dict] = []
+        self.last_step, self.last_time = start_step, time.perf_counter()
+
+    def record(self, metrics: dict) -> None:
+        self.pending.append(metrics)  # device arrays: no host sync until `report`
+        self.bar.update(1)
+
+    def report(self, step: int, learning_rate: float) -> dict[str, float]:
+        """Mean loss / grad norm since the last report, and throughput over that interval."""
+        if not self.pending:
+            return {}
+        values = jax.device_get(self.pending)
+        now = time.perf_counter()
+        steps_per_second = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        scalars = {
+            "loss": float(np.mean([m["loss"] for m in values])),
+            "grad_norm": float(np.mean([m["grad_norm"] for m in values])),
+            "learning_rate": float(learning_rate),
+            "steps_per_second": steps_per_second,
+            "samples_per_second": steps_per_second * self.global_batch,
+            "tflops_per_device": steps_per_second * self.step_flops / 1e12,
+        }
+        self.writer.write_scalars(step, scalars)
+        self.bar.set_postfix(loss=f"{scalars['loss']:.4f}",
+                             samples_s=f"{scalars['samples_per_second']:.1f}")  # fmt: skip
+        self.pending, self.last_step, self.last_time = [], step, now
+        return scalars
+
+    def exclude(self, seconds: float) -> None:
+        """Leave time spent on other work (sampling, checkpoint waits) out of the throughput."""
+        self.last_time += seconds
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.flush()
+        self.writer.close()

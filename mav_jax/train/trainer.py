@@ -1,0 +1,213 @@
+"""The one training loop every cascade stage uses.
+
+`train_and_evaluate(config, workdir)` checks the config, builds the mesh, the stage's model and
+data, resumes from the newest checkpoint in `workdir` (or initialises, optionally from another
+run's weights), then trains with periodic metrics, checkpoints and sample videos. SIGTERM (or a
+TPU preemption notice) saves a checkpoint and returns; the same command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+
+import jax
+import numpy as np
+import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mav_jax.data import files
+from mav_jax.data.loader import global_batch, make_loader
+from mav_jax.data.video_io import tile_videos, write_gif, write_mp4
+from mav_jax.parallel import make_mesh
+from mav_jax.stages import Stage, stage_from_config, to_uint8
+from mav_jax.train.checkpoints import Checkpointer, abstract_like
+from mav_jax.train.config_checks import ConfigError, check_config
+from mav_jax.train.metrics import TrainingMonitor, flops_per_device
+from mav_jax.train.optimizer import learning_rate_schedule
+from mav_jax.train.step import TrainState, make_train_step
+from mav_jax.train.weights import CHECKPOINTS, build_train_state, initialize_from
+
+log = logging.getLogger(__name__)
+
+# Config fields that fix the model's shape: a workdir cannot resume under different ones.
+MODEL_FIELDS = ("stage", "phase", "unet")
+
+
+class _StopSignal:
+    """Turns SIGTERM into a flag the loop checks between steps (single-process jobs).
+
+    Multi-process jobs leave SIGTERM to JAX's preemption notifier instead, and agree on the step to
+    stop at through Orbax's `reached_preemption`, so every host saves the same step.
+    """
+
+    def __init__(self):
+        self.received = False
+        self.previous = None
+        if jax.process_count() == 1:
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.received = True
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _check_same_model(saved: dict, config) -> None:
+    current = json.loads(config.to_json())
+    changed = [k for k in MODEL_FIELDS if saved.get(k) != current.get(k)]
+    if changed:
+        raise ConfigError(
+            f"The workdir holds a run whose {changed} differ from this config; resume with the "
+            "original config or start a new --workdir."
+        )
+
+
+def _restore(ckpt: Checkpointer, state: TrainState, config):
+    """The newest readable checkpoint, or None in a fresh workdir. Refuses to go on when the
+    workdir holds another model, or only damaged checkpoints (training over them would lose them).
+    """
+    steps = ckpt.manager.all_steps()
+    if not steps:
+        return None
+    try:
+        saved_config = ckpt.restore_config(max(steps))
+    except Exception:  # noqa: BLE001 -- a damaged newest checkpoint: restore_latest reports it
+        saved_config = None
+    if saved_config is not None:
+        _check_same_model(saved_config, config)
+    restored = ckpt.restore_latest(abstract_like(state))
+    if restored is None:
+        raise ConfigError(
+            f"Every checkpoint in {ckpt.manager.directory} is damaged ({ckpt.damaged}); move them "
+            "away to start this run afresh."
+        )
+    return restored
+
+
+def _data_source(config, stage: Stage):
+    return tfds.data_source(
+        config.data.dataset, split=stage.split, data_dir=config.data.data_dir or None
+    )
+
+
+def write_samples(stage: Stage, graphdef, params, mesh: Mesh, key, count: int, num_steps: int,
+                  path_prefix: str) -> np.ndarray:  # fmt: skip
+    """Sample `count` videos from `params` on the mesh; process 0 writes them as GIF and MP4."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    fps_box = {}
+
+    def sample(params, key_data):
+        key = jax.random.wrap_key_data(key_data)
+        videos, fps_box["fps"] = stage.sample(graphdef, params, key, count, num_steps)
+        return videos
+
+    # Host numpy, identical on every process, is the one form all processes can place globally.
+    key_data = jax.device_put(np.asarray(jax.random.key_data(key)), replicated)
+    videos = jax.jit(sample, out_shardings=replicated)(params, key_data)
+    videos = to_uint8(videos.addressable_data(0))  # (N, F, H, W, 3)
+    if jax.process_index() == 0:
+        frames = tile_videos(videos)
+        write_gif(path_prefix + ".gif", frames, fps_box["fps"])
+        write_mp4(path_prefix + ".mp4", frames, fps_box["fps"])
+    return videos
+
+
+def train_and_evaluate(config, workdir: str) -> TrainState:
+    """Train `config.stage` in `workdir`, resuming from its newest checkpoint; returns the state."""
+    stage = stage_from_config(config)
+    check_config(config, stage)
+    train = config.train
+    mesh = make_mesh(dict(config.mesh))
+    files.make_dirs(workdir)
+    if jax.process_index() == 0:
+        log.info("Mesh %s, %d processes, stage %s", dict(mesh.shape), jax.process_count(),
+                 stage.name)  # fmt: skip
+
+    graphdef, state, optimizer = build_train_state(config, stage, mesh)
+    ckpt = Checkpointer(os.path.join(workdir, CHECKPOINTS), max_to_keep=train.keep_checkpoints,
+                        save_interval_steps=train.checkpoint_every)  # fmt: skip
+    loader = make_loader(
+        _data_source(config, stage), stage.operations(),
+        batch_size=train.global_batch_size // jax.process_count(), seed=config.seed,
+        worker_count=config.data.worker_count,
+    )  # fmt: skip
+    iterator = iter(loader)
+    restored = _restore(ckpt, state, config)
+    if restored is not None:
+        start, state, data_state, _ = restored
+        iterator.set_state(data_state["iterator"].encode())
+        log.info("Resumed from step %d in %s", start, workdir)
+    else:
+        start = 0
+        if config.get("init_from"):
+            params = initialize_from(config.init_from, graphdef, state.params, mesh)
+            state = state.replace(params=params, ema=jax.tree.map(lambda x: x.copy(), params))
+            log.info("Initialised from %s", config.init_from)
+
+    def next_batch():
+        return global_batch(next(iterator), mesh)
+
+    batch = next_batch()
+    step_fn = make_train_step(graphdef, stage, optimizer, mesh, state, batch,
+                              ema_decay=train.ema_decay, grad_accum_steps=train.grad_accum_steps)  # fmt: skip
+    compiled = step_fn.lower(state, batch).compile()
+    schedule = learning_rate_schedule(train.learning_rate, train.num_steps, train.warmup_steps)
+    monitor = TrainingMonitor(workdir, train.num_steps, start, train.global_batch_size,
+                              flops_per_device(compiled))  # fmt: skip
+    stop = _StopSignal()
+    config_record = json.loads(config.to_json())
+    sample_key = jax.random.key(config.seed + 1)
+
+    def save(step: int) -> None:
+        data_state = {"iterator": iterator.get_state().decode()}
+        ckpt.save(step, state, data_state, config_record, force=True)
+
+    def samples(step: int) -> None:
+        began = time.perf_counter()
+        write_samples(stage, graphdef, state.ema, mesh, jax.random.fold_in(sample_key, step),
+                      train.num_samples, train.sample_steps,
+                      os.path.join(workdir, "samples", f"step_{step:08d}"))  # fmt: skip
+        monitor.exclude(time.perf_counter() - began)
+
+    step, interrupted = start, False
+    try:
+        if jax.process_index() == 0:
+            files.make_dirs(os.path.join(workdir, "samples"))
+        while step < train.num_steps:
+            state, metrics = compiled(state, batch)
+            step += 1
+            monitor.record(metrics)
+            if step % train.log_every == 0 or step == train.num_steps:
+                monitor.report(step, schedule(step - 1))
+            if stop.received or ckpt.manager.reached_preemption(step):
+                interrupted = True
+                break
+            if step < train.num_steps:
+                # Saved before the next batch is read: a resumed run reads exactly that batch next.
+                if step % train.checkpoint_every == 0:
+                    save(step)
+                if train.sample_every and step % train.sample_every == 0:
+                    samples(step)
+                batch = next_batch()
+    finally:
+        stop.restore()
+    if step not in ckpt.manager.all_steps():
+        save(step)
+    ckpt.wait()
+    if not interrupted:
+        samples(step)
+    monitor.close()
+    ckpt.close()
+    multihost_utils.sync_global_devices("mav_jax.train end")
+    if interrupted and jax.process_index() == 0:
+        log.warning("Stopped at step %d on SIGTERM/preemption; run the same command to resume.",
+                    step)  # fmt: skip
+    return state

@@ -1,0 +1,143 @@
+"""A stage's model and train state built from its config; inference export and weight loading.
+
+An exported checkpoint is a directory holding the EMA parameters (`params/`, Orbax) and the full
+stage config (`config.json`); `load_inference` restores it onto any mesh, because the shardings
+come from the model's logical axes on the mesh you pass, not from the mesh that saved it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.sharding import Mesh
+
+from mav_jax.data import files
+from mav_jax.nn import SpatioTemporalUNet, UNetConfig, transplant_spatial_params
+from mav_jax.parallel import DEFAULT_RULES, make_mesh, state_shardings
+from mav_jax.stages import stage_from_config
+from mav_jax.state_paths import flat_params
+from mav_jax.train.checkpoints import Checkpointer, abstract_like
+from mav_jax.train.optimizer import make_optimizer
+from mav_jax.train.step import TrainState, sharded_init, train_state_from_params
+
+CHECKPOINTS = "checkpoints"  # under a training workdir
+EXPORT_PARAMS, EXPORT_CONFIG = "params", "config.json"  # inside an export directory
+
+
+def make_model_fn(unet: UNetConfig, seed: int):
+    return lambda: SpatioTemporalUNet(unet, rngs=nnx.Rngs(seed))
+
+
+def optimizer_from_config(config, params):
+    train = config.train
+    return make_optimizer(
+        train.learning_rate, train.num_steps, warmup_steps=train.warmup_steps,
+        weight_decay=train.weight_decay, clip_norm=train.clip_norm or None,
+        temporal_only=train.temporal_only, params=params,
+    )  # fmt: skip
+
+
+def build_train_state(config, stage, mesh: Mesh, rules=DEFAULT_RULES):
+    """(graphdef, fresh TrainState on `mesh`, optimizer) for `stage` as `config` describes it."""
+    graphdef, params = sharded_init(make_model_fn(stage.unet, config.seed), mesh, rules)
+    optimizer = optimizer_from_config(config, params)
+    return graphdef, train_state_from_params(params, optimizer, mesh, config.seed), optimizer
+
+
+def config_from_dict(values: dict) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(values)
+
+
+def _is_export(path: str) -> bool:
+    return files.exists(os.path.join(path, EXPORT_CONFIG))
+
+
+def restore_training_ema(workdir: str, mesh: Mesh) -> tuple[int, ml_collections.ConfigDict, nnx.GraphDef, nnx.State]:  # fmt: skip
+    """(step, config, graphdef, EMA params) of the newest readable checkpoint in `workdir`."""
+    directory = os.path.join(workdir, CHECKPOINTS)
+    ckpt = Checkpointer(directory, async_save=False)
+    try:
+        steps = ckpt.manager.all_steps()
+        if not steps:
+            raise FileNotFoundError(
+                f"No checkpoint in {directory}; train first (python -m mav_jax.train ...)."
+            )
+        config = config_from_dict(ckpt.restore_config(max(steps)))
+        stage = stage_from_config(config)
+        graphdef, state, _ = build_train_state(config, stage, mesh)
+        restored = ckpt.restore_latest(abstract_like(state))
+        if restored is None:
+            raise ValueError(f"Every checkpoint in {directory} is damaged: {ckpt.damaged}.")
+        step, state, _, saved = restored
+        return step, config_from_dict(saved), graphdef, state.ema
+    finally:
+        ckpt.close()
+
+
+def export_inference(workdir: str, output: str, mesh: Mesh | None = None) -> int:
+    """Write the EMA parameters and config of `workdir`'s newest checkpoint to `output`."""
+    mesh = mesh or make_mesh({"fsdp": -1})
+    step, config, _, ema = restore_training_ema(workdir, mesh)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.join(os.path.abspath(output), EXPORT_PARAMS), ema, force=True)
+    checkpointer.wait_until_finished()
+    if jax.process_index() == 0:
+        record = {**config.to_dict(), "exported_from": {"workdir": workdir, "step": step}}
+        with files.open_file(os.path.join(output, EXPORT_CONFIG), "w") as f:
+            json.dump(record, f, indent=1)
+    return step
+
+
+def load_inference(path: str, mesh: Mesh, rules=DEFAULT_RULES):
+    """(config, graphdef, params) of an export, sharded on `mesh` by the logical-axis rules."""
+    if not _is_export(path):
+        raise FileNotFoundError(
+            f"{path} is not an exported checkpoint (no {EXPORT_CONFIG}); make one with "
+            f"python -m mav_jax.export --workdir=TRAIN_DIR --output={path}"
+        )
+    with files.open_file(os.path.join(path, EXPORT_CONFIG)) as f:
+        values = json.load(f)
+    values.pop("exported_from", None)
+    config = config_from_dict(values)
+    unet = stage_from_config(config).unet
+    graphdef, abstract = nnx.split(nnx.eval_shape(make_model_fn(unet, 0)), nnx.Param)
+    shardings = state_shardings(abstract, mesh, rules)
+    target = jax.tree.map(
+        lambda var, sharding: var.replace(
+            value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
+        ),
+        abstract, shardings, is_leaf=lambda x: isinstance(x, nnx.Variable),
+    )  # fmt: skip
+    params = ocp.StandardCheckpointer().restore(
+        os.path.join(os.path.abspath(path), EXPORT_PARAMS), target
+    )
+    return config, graphdef, params
+
+
+def load_weights(path: str, mesh: Mesh):
+    """(config, graphdef, params) from an export or, failing that, a training workdir's EMA."""
+    if _is_export(path):
+        return load_inference(path, mesh)
+    if files.exists(os.path.join(path, CHECKPOINTS)):
+        _, config, graphdef, params = restore_training_ema(path, mesh)
+        return config, graphdef, params
+    raise FileNotFoundError(
+        f"{path} is neither an export ({EXPORT_CONFIG}) nor a training workdir ({CHECKPOINTS}/)."
+    )
+
+
+def initialize_from(path: str, graphdef: nnx.GraphDef, params: nnx.State, mesh: Mesh) -> nnx.State:
+    """`params` with the weights of `path` copied in: all of them when the models match, else every
+    spatial one (the image -> video step; temporal layers keep their identity initialisation)."""
+    _, _, source = load_weights(path, mesh)
+    model = nnx.merge(graphdef, params)
+    if set(flat_params(source)) == set(flat_params(params)):
+        nnx.update(model, source)
+    else:
+        transplant_spatial_params(source, model)
+    return nnx.state(model, nnx.Param)
