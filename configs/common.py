@@ -88,6 +88,6 @@ def train_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     cfg.checkpoint_every = 100 if tiny else 5000
     cfg.keep_checkpoints = 3
     cfg.sample_every = 0 if tiny else 20_000  # 0: samples at the end only
-    cfg.num_samples = 4
+    cfg.num_samples = 4  # sample videos written at sample_every and at the end; 0: none
     cfg.sample_steps = 20 if tiny else 100
     return cfg

@@ -171,6 +171,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         ckpt.save(step, state, data_state, config_record, force=True)
 
     def samples(step: int) -> None:
+        if not train.num_samples:
+            return
         began = time.perf_counter()
         write_samples(stage, graphdef, state.ema, mesh, jax.random.fold_in(sample_key, step),
                       train.num_samples, train.sample_steps,
