@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 
-from configs import keyframes
-
 from conftest import ROOT
+
+from configs import keyframes
 
 # Flattened overrides: applied to the ConfigDict in-process, passed as --config.* to subprocesses.
 TINY = {

@@ -19,12 +19,24 @@ def new_parameter_paths(image_model: nnx.Module, video_model: nnx.Module) -> set
     return set(flat_params(video_model)) - set(flat_params(image_model))
 
 
-def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module) -> set[Path]:
+def _is_widened_input_kernel(path: Path, source: tuple, target: tuple) -> bool:
+    """The input conv's kernel with more input channels (interpolation's masked frames, SR's
+    low-res input) and otherwise the same shape."""
+    return (
+        path[0] == "input_conv" and path[-1] == "kernel" and len(source) == len(target)
+        and source[:-2] == target[:-2] and source[-1] == target[-1] and source[-2] < target[-2]
+    )  # fmt: skip
+
+
+def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module,
+                              expand_input_channels: bool = False) -> set[Path]:  # fmt: skip
     """Copy every parameter of `image_state` into `video_model` (in place).
 
     Returns the paths that were not overwritten (the temporal ones). Raises if the image state has
     a parameter the video model lacks or with another shape, or if a non-temporal video parameter
     would be left uninitialised: those mean the two configs differ in more than `temporal`.
+    With `expand_input_channels` the input conv may take extra channels (a stage initialised from
+    one with fewer inputs); their kernel slices start at zero.
     """
     image = flat_params(image_state)
     video_state = nnx.state(video_model, nnx.Param)
@@ -32,9 +44,14 @@ def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module) -
     missing = sorted(set(image) - set(video))
     if missing:
         raise ValueError(f"Image parameters absent from the video model: {missing[:5]}.")
+    widened = {
+        p for p in image if expand_input_channels and _is_widened_input_kernel(
+            p, jnp.shape(image[p].get_value()), jnp.shape(video[p].get_value()))
+    }  # fmt: skip
     mismatched = [
-        p for p in image if jnp.shape(image[p].get_value()) != jnp.shape(video[p].get_value())
-    ]
+        p for p in image
+        if p not in widened and jnp.shape(image[p].get_value()) != jnp.shape(video[p].get_value())
+    ]  # fmt: skip
     if mismatched:
         raise ValueError(
             f"Shape mismatch at {mismatched[:5]}: the image and video U-Net configs must agree on "
@@ -47,11 +64,14 @@ def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module) -
             f"Non-temporal video parameters have no image counterpart: {not_temporal}."
         )
 
+    def transplanted(key, var):
+        value = image[key].get_value()
+        if key in widened:  # new input channels start at zero: the model ignores them at first
+            value = jnp.zeros_like(var.get_value()).at[..., : value.shape[-2], :].set(value)
+        return var.replace(value=value)
+
     updated = [
-        (
-            path,
-            var.replace(value=image[key].get_value()) if (key := path_key(path)) in image else var,
-        )
+        (path, transplanted(key, var) if (key := path_key(path)) in image else var)
         for path, var in nnx.to_flat_state(video_state)
     ]
     nnx.update(video_model, nnx.from_flat_state(updated))

@@ -6,9 +6,16 @@
 from __future__ import annotations
 
 from mav_jax.stages.base import Stage, to_uint8
+from mav_jax.stages.interpolation import InterpolationStage
 from mav_jax.stages.keyframes import KeyframeStage
+from mav_jax.stages.super_resolution import SuperResolutionStage
 
-STAGES = {"keyframes": KeyframeStage.from_config}
+STAGES = {
+    "keyframes": KeyframeStage.from_config,
+    "interpolation": InterpolationStage.from_config,
+    "sr_low": SuperResolutionStage.from_config,
+    "sr_high": SuperResolutionStage.from_config,
+}
 
 
 def stage_from_config(config) -> Stage:
@@ -20,4 +27,12 @@ def stage_from_config(config) -> Stage:
     return STAGES[name](config)
 
 
-__all__ = ["STAGES", "KeyframeStage", "Stage", "stage_from_config", "to_uint8"]
+__all__ = [
+    "STAGES",
+    "InterpolationStage",
+    "KeyframeStage",
+    "Stage",
+    "SuperResolutionStage",
+    "stage_from_config",
+    "to_uint8",
+]

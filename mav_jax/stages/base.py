@@ -31,8 +31,9 @@ class Stage(Protocol):
         """Scalar loss of one batch (and auxiliary outputs)."""
 
     def sample(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
-               num_steps: int) -> tuple[jax.Array, float]:  # fmt: skip
-        """`count` sample videos (count, F, H, W, 3) in [-1, 1], and the fps to play them at."""
+               num_steps: int, batch: dict) -> tuple[jax.Array, Any]:  # fmt: skip
+        """`count` sample videos (count, F, H, W, 3) in [-1, 1] and the fps to play them at; stages
+        that generate from pixels (interpolation, SR) take their inputs from a training `batch`."""
 
 
 def to_uint8(videos) -> np.ndarray:

@@ -110,8 +110,9 @@ class KeyframeStage:
         )
 
     def sample(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
-               num_steps: int) -> tuple[jax.Array, float]:  # fmt: skip
+               num_steps: int, batch: dict | None = None) -> tuple[jax.Array, float]:  # fmt: skip
         """Unconditional DDIM samples at the smallest frame skip (the highest frame rate)."""
+        del batch  # keyframes are generated from noise (and, with CLIP, an embedding)
         fps = SOURCE_FPS / min(self.clips.frame_skips)
         noise_key, sample_key = jax.random.split(key)
         shape = (count, self.num_frames, self.resolution, self.resolution, self.unet.in_channels)

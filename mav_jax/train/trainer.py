@@ -15,6 +15,7 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
@@ -99,24 +100,25 @@ def _data_source(config, stage: Stage):
 
 
 def write_samples(stage: Stage, graphdef, params, mesh: Mesh, key, count: int, num_steps: int,
-                  path_prefix: str) -> np.ndarray:  # fmt: skip
-    """Sample `count` videos from `params` on the mesh; process 0 writes them as GIF and MP4."""
+                  batch: dict, path_prefix: str) -> np.ndarray:  # fmt: skip
+    """Sample `count` videos from `params` on the mesh (stages that need inputs take them from
+    `batch`); process 0 writes them side by side as GIF and MP4."""
     replicated = NamedSharding(mesh, PartitionSpec())
-    fps_box = {}
 
-    def sample(params, key_data):
+    def sample(params, key_data, batch):
         key = jax.random.wrap_key_data(key_data)
-        videos, fps_box["fps"] = stage.sample(graphdef, params, key, count, num_steps)
-        return videos
+        videos, fps = stage.sample(graphdef, params, key, count, num_steps, batch)
+        return videos, jnp.asarray(fps, jnp.float32).reshape(())
 
     # Host numpy, identical on every process, is the one form all processes can place globally.
     key_data = jax.device_put(np.asarray(jax.random.key_data(key)), replicated)
-    videos = jax.jit(sample, out_shardings=replicated)(params, key_data)
+    videos, fps = jax.jit(sample, out_shardings=replicated)(params, key_data, batch)
     videos = to_uint8(videos.addressable_data(0))  # (N, F, H, W, 3)
+    fps = float(fps.addressable_data(0))
     if jax.process_index() == 0:
         frames = tile_videos(videos)
-        write_gif(path_prefix + ".gif", frames, fps_box["fps"])
-        write_mp4(path_prefix + ".mp4", frames, fps_box["fps"])
+        write_gif(path_prefix + ".gif", frames, fps)
+        write_mp4(path_prefix + ".mp4", frames, fps)
     return videos
 
 
@@ -175,7 +177,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
             return
         began = time.perf_counter()
         write_samples(stage, graphdef, state.ema, mesh, jax.random.fold_in(sample_key, step),
-                      train.num_samples, train.sample_steps,
+                      min(train.num_samples, train.global_batch_size), train.sample_steps, batch,
                       os.path.join(workdir, "samples", f"step_{step:08d}"))  # fmt: skip
         monitor.exclude(time.perf_counter() - began)
 

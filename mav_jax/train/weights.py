@@ -20,10 +20,9 @@ from mav_jax.data import files
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, transplant_spatial_params
 from mav_jax.parallel import DEFAULT_RULES, make_mesh, state_shardings
 from mav_jax.stages import stage_from_config
-from mav_jax.state_paths import flat_params
 from mav_jax.train.checkpoints import Checkpointer, abstract_like
 from mav_jax.train.optimizer import make_optimizer
-from mav_jax.train.step import TrainState, sharded_init, train_state_from_params
+from mav_jax.train.step import sharded_init, train_state_from_params
 
 CHECKPOINTS = "checkpoints"  # under a training workdir
 EXPORT_PARAMS, EXPORT_CONFIG = "params", "config.json"  # inside an export directory
@@ -136,8 +135,7 @@ def initialize_from(path: str, graphdef: nnx.GraphDef, params: nnx.State, mesh: 
     spatial one (the image -> video step; temporal layers keep their identity initialisation)."""
     _, _, source = load_weights(path, mesh)
     model = nnx.merge(graphdef, params)
-    if set(flat_params(source)) == set(flat_params(params)):
-        nnx.update(model, source)
-    else:
-        transplant_spatial_params(source, model)
+    # Same model: every weight copied. Image -> video: temporal layers stay new. Fewer -> more
+    # input channels (keyframes -> interpolation): the new channels start at zero.
+    transplant_spatial_params(source, model, expand_input_channels=True)
     return nnx.state(model, nnx.Param)

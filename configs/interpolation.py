@@ -1,0 +1,41 @@
+"""Frame interpolation ↑F: K keyframes -> (K - 1) * k + 1 frames (16 -> 76 at k = 5 in the paper).
+
+    python -m mav_jax.train --config=configs/interpolation.py:tiny --workdir=runs/interpolation \
+        --config.init_from=runs/keyframes_video
+
+Initialised from D^t (`init_from`): every weight is copied and the 4 new input channels (masked
+frames + mask) start at zero. Trains interpolation, extrapolation and image animation at once.
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
+    variant = common.check_variant(variant)
+    tiny = variant == "tiny"
+    config = ml_collections.ConfigDict()
+    config.stage = "interpolation"
+    config.variant = variant
+    config.init_from = ""  # the keyframe stage's video-phase workdir or export
+    config.seed = 0
+    config.unet = common.unet_config(variant)
+    config.unet.embedding_dim = 0  # the masked frames carry the content
+    config.diffusion = common.diffusion_config()
+
+    config.data = ml_collections.ConfigDict()
+    config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"
+    config.data.data_dir = ""
+    config.data.video_split = "video"
+    config.data.resolution = 32 if tiny else 64
+    config.data.num_keyframes = 3 if tiny else 16
+    config.data.keyframe_skip = 3 if tiny else 5  # tiny: 3 -> 7 frames; paper: 16 -> 76
+    config.data.frame_skips = (1,)  # the frame skip of the interpolated clip in the source video
+    config.data.mode_weights = (0.7, 0.15, 0.15)  # interpolate, extrapolate, animate
+    config.data.flip = False
+    config.data.worker_count = 0
+
+    config.train = common.train_config(variant)
+    config.mesh = common.mesh_config()
+    return config

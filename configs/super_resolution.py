@@ -1,0 +1,36 @@
+"""Shared settings of the two super-resolution stages (`sr_low.py`, `sr_high.py`)."""
+
+import ml_collections
+
+from configs import common
+
+
+def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_collections.ConfigDict:
+    variant = common.check_variant(variant)
+    tiny = variant == "tiny"
+    config = ml_collections.ConfigDict()
+    config.stage = stage
+    config.variant = variant
+    config.init_from = ""
+    config.seed = 0
+    config.unet = common.unet_config(variant)
+    config.unet.embedding_dim = 0
+    config.diffusion = common.diffusion_config()
+    config.diffusion.max_aug_fraction = 0.2  # training: low-res input noised at t_aug < 0.2 T
+    config.diffusion.sample_aug_fraction = 0.1  # sampling: a fixed, moderate augmentation
+
+    config.data = ml_collections.ConfigDict()
+    config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"
+    config.data.data_dir = ""
+    config.data.image_split = "image_text"
+    config.data.video_split = "video"
+    config.data.resolution = resolution  # output size; the input is resolution / factor
+    config.data.factor = factor
+    config.data.num_frames = 4 if tiny else 16  # sr_low only; sr_high trains on images
+    config.data.frame_skips = (1, 2)
+    config.data.flip = False
+    config.data.worker_count = 0
+
+    config.train = common.train_config(variant)
+    config.mesh = common.mesh_config()
+    return config

@@ -1,0 +1,114 @@
+"""Frame interpolation ↑F: the shared U-Net with 4 extra input channels (the given frames, masked,
+and the mask), fps-conditioned, trained to fill in, extend or animate clips.
+
+With keyframe skip k, K keyframes become (K - 1) * k + 1 frames (16 -> 76 at k = 5, as in the
+paper). The loss covers only the frames to generate; at sampling the given frames are copied
+into the output unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mav_jax.data.augment import CropFlipScale
+from mav_jax.data.clips import ClipSampling, SampleClip
+from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
+from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
+from mav_jax.stages.frame_modes import RandomFrameMask
+
+MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
+
+
+def masked_inputs(video: jax.Array, mask: jax.Array) -> jax.Array:
+    """(B, F, H, W, 3), (B, F) -> (B, F, H, W, 4): the given frames and the mask as channels."""
+    m = jnp.broadcast_to(mask[:, :, None, None, None].astype(video.dtype), (*video.shape[:4], 1))
+    return jnp.concatenate([video * m, m], axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class InterpolationStage:
+    schedule: NoiseSchedule
+    unet: UNetConfig
+    clips: ClipSampling
+    keyframe_skip: int
+    mode_weights: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    prediction: str = "eps"
+    resolution: int = 32
+    split: str = "video"
+    flip: bool = False
+    source_fps: float = 24.0
+    name: str = "interpolation"
+
+    @classmethod
+    def from_config(cls, config) -> InterpolationStage:
+        data = config.data
+        unet = UNetConfig.from_dict(config.unet).replace(
+            extra_in_channels=MASK_CHANNELS, fps_conditioning=True, temporal=True
+        )
+        num_frames = (data.num_keyframes - 1) * data.keyframe_skip + 1
+        return cls(
+            schedule=make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps),
+            unet=unet,
+            clips=ClipSampling(num_frames=num_frames, frame_skips=tuple(data.frame_skips)),
+            keyframe_skip=data.keyframe_skip,
+            mode_weights=tuple(data.mode_weights),
+            prediction=config.diffusion.prediction,
+            resolution=data.resolution,
+            split=data.video_split,
+            flip=data.flip,
+        )
+
+    @property
+    def num_frames(self) -> int:
+        return self.clips.num_frames
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.keyframe_skip < 1:
+            found.append(f"config.data.keyframe_skip must be >= 1, got {self.keyframe_skip}")
+        if self.num_frames < 2:
+            found.append("config.data.num_keyframes must be >= 2")
+        if self.resolution % self.unet.spatial_factor:
+            found.append(f"config.data.resolution={self.resolution} must be divisible by the "
+                         f"U-Net's spatial factor {self.unet.spatial_factor}")  # fmt: skip
+        if self.unet.embedding_dim:
+            found.append("config.unet.embedding_dim must be 0 until the CLIP stage exists")
+        return found
+
+    def operations(self) -> list:
+        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip),
+                RandomFrameMask(self.keyframe_skip, self.mode_weights)]  # fmt: skip
+
+    def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
+        """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'mask' (B, F), 'fps' (B,)."""
+        diffusion_key, dropout_key = jax.random.split(key)
+        video, mask = batch["video"], batch["mask"]
+        extra = masked_inputs(video, mask)
+
+        def model_fn(x_t, t):
+            return model(x_t, t, fps=batch["fps"], extra=extra, dropout_key=dropout_key,
+                         deterministic=False)  # fmt: skip
+
+        to_generate = (1.0 - mask)[:, :, None, None, None]  # (B, F, 1, 1, 1)
+        return diffusion_loss(model_fn, video, diffusion_key, self.schedule, self.prediction,
+                              weights=to_generate)  # fmt: skip
+
+    def generate(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, video: jax.Array,
+                 mask: jax.Array, fps: jax.Array, num_steps: int) -> jax.Array:  # fmt: skip
+        """Fill in the frames where `mask` is 0; frames where it is 1 come back exactly as given."""
+        cond = {"fps": fps, "extra": masked_inputs(video, mask)}
+        generated = ddim_sample(unet_denoise_fn(graphdef), params, jax.random.normal(key, video.shape),
+                                key, self.schedule, cond, num_steps=num_steps,
+                                prediction=self.prediction)  # fmt: skip
+        return jnp.where(mask[:, :, None, None, None] > 0, video, generated)
+
+    def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):
+        """Interpolation of the first `count` training clips from their keyframes."""
+        video = batch["video"][:count]
+        keyframes = jnp.zeros(video.shape[:2]).at[:, :: self.keyframe_skip].set(1.0)  # (B, F)
+        fps = batch["fps"][:count]
+        return self.generate(graphdef, params, key, video, keyframes, fps, num_steps), fps[0]

@@ -1,0 +1,138 @@
+"""Super-resolution: SR^t_l (pseudo-3D, on video) and SR_h (temporal layers off, on images).
+
+Both condition the shared U-Net on the bilinearly upsampled low-resolution input, noised to a
+random augmentation level that is itself conditioning (the U-Net's noise-augmentation embedding),
+so at sampling they tolerate the imperfect output of the stage below. SR_h starts every frame
+from the same initial noise, as the paper does, so detail it invents does not flicker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mav_jax.data.augment import CropFlipScale
+from mav_jax.data.clips import ClipSampling, SampleClip
+from mav_jax.data.stage_inputs import LowResolution
+from mav_jax.diffusion import (
+    NoiseSchedule,
+    ddim_sample,
+    diffusion_loss,
+    make_schedule,
+    q_sample,
+)
+from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
+from mav_jax.stages.conditioned import initial_noise, upsample
+
+SR_STAGES = ("sr_low", "sr_high")
+
+
+@dataclasses.dataclass(frozen=True)
+class SuperResolutionStage:
+    schedule: NoiseSchedule
+    unet: UNetConfig
+    clips: ClipSampling
+    factor: int  # output resolution / input resolution
+    resolution: int  # output resolution
+    max_aug_fraction: float = 0.2  # training noise augmentation: t_aug ~ U[0, fraction * T)
+    sample_aug_fraction: float = 0.1  # the fixed augmentation level at sampling
+    prediction: str = "eps"
+    split: str = "video"
+    flip: bool = False
+    source_fps: float = 24.0
+    name: str = "sr_low"
+
+    @classmethod
+    def from_config(cls, config) -> SuperResolutionStage:
+        name, data = config.stage, config.data
+        video = name == "sr_low"
+        unet = UNetConfig.from_dict(config.unet).replace(
+            extra_in_channels=3, noise_aug_conditioning=True, temporal=video and config.unet.temporal,
+            fps_conditioning=video,
+        )  # fmt: skip
+        return cls(
+            schedule=make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps),
+            unet=unet,
+            clips=ClipSampling(num_frames=data.num_frames if video else 1,
+                               frame_skips=tuple(data.frame_skips) if video else (1,)),
+            factor=data.factor,
+            resolution=data.resolution,
+            max_aug_fraction=config.diffusion.max_aug_fraction,
+            sample_aug_fraction=config.diffusion.sample_aug_fraction,
+            prediction=config.diffusion.prediction,
+            split=data.video_split if video else data.image_split,
+            flip=data.flip,
+            name=name,
+        )  # fmt: skip
+
+    @property
+    def num_frames(self) -> int:
+        return self.clips.num_frames
+
+    @property
+    def shared_noise(self) -> bool:
+        return self.name == "sr_high"
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.factor < 2 or self.resolution % self.factor:
+            found.append(f"config.data.factor={self.factor} must be >= 2 and divide "
+                         f"config.data.resolution={self.resolution}")  # fmt: skip
+        if self.resolution % self.unet.spatial_factor:
+            found.append(f"config.data.resolution={self.resolution} must be divisible by the "
+                         f"U-Net's spatial factor {self.unet.spatial_factor}")  # fmt: skip
+        if not 0.0 <= self.sample_aug_fraction <= self.max_aug_fraction < 1.0:
+            found.append("need 0 <= diffusion.sample_aug_fraction <= diffusion.max_aug_fraction < 1")
+        if self.unet.embedding_dim:
+            found.append("config.unet.embedding_dim must be 0: the SR stages are not text-conditioned")
+        return found
+
+    def operations(self) -> list:
+        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip),
+                LowResolution(self.factor)]  # fmt: skip
+
+    def _conditioning(self, low_res: jax.Array, aug_t: jax.Array, key: jax.Array, fps,
+                      shared_noise: bool = False) -> dict:  # fmt: skip
+        """Upsampled, noise-augmented low-res input (B, F, H, W, 3) and its conditioning."""
+        up = upsample(low_res, self.resolution)
+        noise = initial_noise(key, up.shape, same_for_all_frames=shared_noise)
+        cond = {"extra": q_sample(self.schedule, up, aug_t, noise),
+                "noise_aug_level": aug_t.astype(jnp.float32)}  # fmt: skip
+        if self.unet.fps_conditioning:
+            cond["fps"] = fps
+        return cond
+
+    def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
+        """batch: 'video' (B, F, H, W, 3) target, 'low_res' (B, F, H/f, W/f, 3), 'fps' (B,)."""
+        aug_key, noise_key, diffusion_key, dropout_key = jax.random.split(key, 4)
+        batch_size = batch["video"].shape[0]
+        top = max(int(self.max_aug_fraction * self.schedule.num_timesteps), 1)
+        aug_t = jax.random.randint(aug_key, (batch_size,), 0, top)
+        cond = self._conditioning(batch["low_res"], aug_t, noise_key, batch.get("fps"))
+
+        def model_fn(x_t, t):
+            return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
+
+        return diffusion_loss(model_fn, batch["video"], diffusion_key, self.schedule,
+                              self.prediction)  # fmt: skip
+
+    def upscale(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array,
+                low_res: jax.Array, fps: jax.Array | None, num_steps: int) -> jax.Array:  # fmt: skip
+        """(B, F, h, w, 3) -> (B, F, h * factor, w * factor, 3)."""
+        noise_key, aug_key, sample_key = jax.random.split(key, 3)
+        b, f = low_res.shape[:2]
+        aug_t = jnp.full((b,), int(self.sample_aug_fraction * self.schedule.num_timesteps))
+        cond = self._conditioning(low_res, aug_t, aug_key, fps, shared_noise=self.shared_noise)
+        shape = (b, f, self.resolution, self.resolution, self.unet.in_channels)
+        x_T = initial_noise(noise_key, shape, same_for_all_frames=self.shared_noise)
+        return ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
+                           num_steps=num_steps, prediction=self.prediction)  # fmt: skip
+
+    def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):
+        """Upscale the low-resolution versions of the first `count` training clips."""
+        fps = batch["fps"][:count]
+        videos = self.upscale(graphdef, params, key, batch["low_res"][:count], fps, num_steps)
+        return videos, fps[0]
