@@ -39,3 +39,15 @@ def test_diffusion_config_names_real_choices():
 def test_unknown_variant_is_rejected():
     with pytest.raises(ValueError, match="tiny"):
         common.unet_config("huge")
+
+
+@pytest.mark.parametrize("stage", ["keyframes", "interpolation", "sr_low", "sr_high"])
+@pytest.mark.parametrize("variant", common.VARIANTS)
+def test_every_stage_config_describes_a_runnable_stage(stage, variant):
+    from mav_jax.stages import stage_from_config
+
+    built = stage_from_config(_load(stage).get_config(variant))
+    assert built.name == stage and built.problems() == []
+    assert built.unet.extra_in_channels == {"interpolation": 4, "sr_low": 3, "sr_high": 3}.get(stage, 0)
+    # keyframes start in the image phase; SR_h never has temporal layers
+    assert built.unet.temporal == (stage in ("interpolation", "sr_low"))
