@@ -14,9 +14,10 @@ flags.mark_flags_as_required(["workdir", "output"])
 
 def main(argv) -> None:
     del argv
+    from mav_jax import cli_logging
     from mav_jax.train.weights import export_inference
 
-    logging.set_verbosity(logging.INFO)
+    cli_logging.setup()
     try:
         step = export_inference(_WORKDIR.value, _OUTPUT.value)
     except (FileNotFoundError, ValueError) as error:

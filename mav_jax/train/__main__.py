@@ -5,9 +5,7 @@ every host at once (Cloud TPU: `gcloud ... ssh --worker=all`); on CPU clusters a
 --coordinator_address, --num_processes and --process_id.
 """
 
-import logging as py_logging
-
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file and variant.")
@@ -19,11 +17,6 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _quiet_library_info(record: py_logging.LogRecord) -> bool:
-    """Keep mav_jax's INFO lines; from libraries (Orbax logs every save) only warnings."""
-    return record.levelno >= py_logging.WARNING or f"{__package__.split('.')[0]}" in record.pathname
-
-
 def main(argv) -> None:
     del argv
     from mav_jax.parallel.distributed import initialize
@@ -32,11 +25,11 @@ def main(argv) -> None:
     import jax
 
     jax.config.update("jax_threefry_partitionable", True)
+    from mav_jax import cli_logging
     from mav_jax.train.config_checks import ConfigError
     from mav_jax.train.trainer import train_and_evaluate
 
-    logging.set_verbosity(logging.INFO)
-    logging.get_absl_handler().addFilter(_quiet_library_info)
+    cli_logging.setup()
     try:
         train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     except ConfigError as error:

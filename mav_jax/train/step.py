@@ -53,22 +53,35 @@ def train_state_from_params(params, optimizer, mesh: Mesh, seed: int) -> TrainSt
         step=jax.device_put(jnp.zeros((), jnp.int32), replicated),
         params=params,
         ema=jax.tree.map(jnp.copy, params),
-        opt_state=_on_mesh(jax.jit(optimizer.init)(params), mesh),  # moments follow the params
+        opt_state=jax.jit(
+            optimizer.init, out_shardings=optimizer_state_shardings(optimizer, params, mesh)
+        )(params),
         rng=jax.device_put(jax.random.key_data(jax.random.key(seed)), replicated),
     )
 
 
-def _on_mesh(tree, mesh: Mesh):
-    """Leaves already sharded on `mesh` stay; the rest (scalar counters) are replicated on it."""
+def optimizer_state_shardings(optimizer, params, mesh: Mesh):
+    """Shardings for `optimizer.init(params)`: every moment takes the sharding of the parameter it
+    belongs to (its path ends with that parameter's path); counters are replicated.
+
+    Left to XLA, the moments (zeros that do not depend on the parameters' values) come out
+    replicated, which would keep two full copies of the model on every device.
+    """
     replicated = NamedSharding(mesh, PartitionSpec())
+    by_path = {
+        tuple(map(str, path)): leaf.sharding
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+    }  # fmt: skip
 
-    def place(x):
-        sharding = getattr(x, "sharding", None)
-        if isinstance(sharding, NamedSharding) and sharding.mesh == mesh:
-            return x
-        return jax.device_put(x, replicated)
+    def choose(path, leaf):
+        key = tuple(map(str, path))
+        for start in range(len(key)):
+            sharding = by_path.get(key[start:])
+            if sharding is not None and getattr(leaf, "shape", None) is not None:
+                return sharding
+        return replicated
 
-    return jax.tree.map(place, tree)
+    return jax.tree_util.tree_map_with_path(choose, jax.eval_shape(optimizer.init, params))
 
 
 def _split_micro_batches(batch: dict, count: int, sharding: NamedSharding) -> dict:

@@ -1,0 +1,178 @@
+"""python -m mav_jax.plan --config=configs/<stage>.py:paper --mesh=fsdp:64 [--chip=v5p]
+
+Will a config fit the chips? Compiles the stage's real train step ahead of time on a simulated
+CPU mesh of the requested size, with abstract inputs (no parameter memory is allocated), and
+reports the parameter count, FLOPs per device per step, XLA's per-device memory (arguments,
+outputs, temporaries), the largest per-device batch that fits each HBM size, and the step time
+projected at a stated fraction of the chip's peak.
+
+Memory is measured at per-device batches 1 and 2 and extrapolated linearly (arguments are the
+state, temporaries grow with the batch). XLA:CPU's buffer assignment is not the TPU compiler's,
+so treat the figures as an estimate of the TPU's, typically within tens of percent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+# bf16 dense peak per chip, TFLOP/s (Google Cloud TPU documentation).
+CHIP_PEAK_TFLOPS = {"v4": 275.0, "v5e": 197.0, "v5p": 459.0, "v6e": 918.0}
+GIB = 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class StepPlan:
+    mesh: dict
+    per_device_batch: int
+    params: int
+    flops_per_device: float
+    argument_bytes: int
+    output_bytes: int
+    alias_bytes: int
+    temp_bytes: int
+
+    @property
+    def peak_bytes(self) -> int:
+        """Live bytes at the peak: arguments + temporaries + outputs not aliased to arguments."""
+        return self.argument_bytes + self.temp_bytes + max(self.output_bytes - self.alias_bytes, 0)
+
+
+def parse_mesh(text: str) -> dict[str, int]:
+    """'fsdp:64,data:2' -> {'fsdp': 64, 'data': 2}."""
+    mesh = {}
+    for part in filter(None, text.split(",")):
+        name, _, size = part.partition(":")
+        if not size.isdigit() or int(size) < 1:
+            raise ValueError(f"--mesh entries are AXIS:SIZE with SIZE >= 1, got '{part}'.")
+        mesh[name.strip()] = int(size)
+    return mesh
+
+
+def example_batch(stage, batch_size: int) -> dict:
+    """Abstract global batch: the stage's own transforms applied to a blank source clip."""
+    import jax
+    import numpy as np
+
+    frames = (stage.num_frames - 1) * max(stage.clips.frame_skips) + 1
+    size = stage.resolution
+    record = {"video": np.zeros((frames, size, size, 3), np.uint8), "fps": np.float32(24.0)}
+    rng = np.random.default_rng(0)
+    for op in stage.operations():
+        record = op.random_map(record, rng) if hasattr(op, "random_map") else op.map(record)
+    return {
+        k: jax.ShapeDtypeStruct((batch_size, *np.shape(v)), np.asarray(v).dtype)
+        for k, v in record.items() if np.asarray(v).dtype.kind in "fiub"
+    }  # fmt: skip
+
+
+def abstract_train_state(config, stage, mesh):
+    """(graphdef, TrainState of ShapeDtypeStructs with shardings, optimizer): nothing allocated."""
+    import jax
+    from flax import nnx
+
+    from mav_jax.parallel import state_shardings
+    from mav_jax.train.step import TrainState, optimizer_state_shardings
+    from mav_jax.train.weights import make_model_fn, optimizer_from_config
+
+    graphdef, params = nnx.split(nnx.eval_shape(make_model_fn(stage.unet, config.seed)), nnx.Param)
+    params = jax.tree.map(
+        lambda var, sharding: var.replace(
+            value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
+        ),
+        params, state_shardings(params, mesh), is_leaf=lambda x: isinstance(x, nnx.Variable),
+    )  # fmt: skip
+    optimizer = optimizer_from_config(config, params)
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    opt_state = jax.tree.map(
+        lambda shape, sharding: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding),
+        jax.eval_shape(optimizer.init, params), optimizer_state_shardings(optimizer, params, mesh),
+    )  # fmt: skip
+    scalar = lambda dtype, shape=(): jax.ShapeDtypeStruct(shape, dtype, sharding=replicated)
+    state = TrainState(step=scalar("int32"), params=params, ema=params, opt_state=opt_state,
+                       rng=scalar("uint32", (2,)))  # fmt: skip
+    return graphdef, state, optimizer
+
+
+def plan_step(config, mesh_shape: dict, per_device_batch: int) -> StepPlan:
+    """Compile the train step for `per_device_batch` examples per batch shard; nothing runs."""
+    import jax
+
+    from mav_jax.parallel import make_mesh
+    from mav_jax.stages import stage_from_config
+    from mav_jax.train.metrics import flops_per_device
+    from mav_jax.train.step import make_train_step
+
+    stage = stage_from_config(config)
+    mesh = make_mesh(mesh_shape)
+    graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
+    batch = example_batch(stage, per_device_batch * mesh.shape["data"] * mesh.shape["fsdp"])
+    step = make_train_step(graphdef, stage, optimizer, mesh, state, batch,
+                           grad_accum_steps=config.train.grad_accum_steps)  # fmt: skip
+    compiled = step.lower(state, batch).compile()
+    memory = compiled.memory_analysis()
+    return StepPlan(
+        mesh=dict(mesh.shape), per_device_batch=per_device_batch,
+        params=sum(math.prod(x.shape) for x in jax.tree.leaves(state.params)),
+        flops_per_device=flops_per_device(compiled),
+        argument_bytes=memory.argument_size_in_bytes, output_bytes=memory.output_size_in_bytes,
+        alias_bytes=memory.alias_size_in_bytes, temp_bytes=memory.temp_size_in_bytes,
+    )  # fmt: skip
+
+
+def largest_batch(one: StepPlan, two: StepPlan, hbm_bytes: float) -> int:
+    """Largest per-device batch whose linearly extrapolated peak memory fits `hbm_bytes`."""
+    per_example = max(two.peak_bytes - one.peak_bytes, 1)
+    fixed = one.peak_bytes - per_example
+    return max(int((hbm_bytes - fixed) // per_example), 0)
+
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file and variant.")
+_MESH = flags.DEFINE_string("mesh", "fsdp:8", "Simulated mesh, AXIS:SIZE[,AXIS:SIZE...].")
+_CHIP = flags.DEFINE_enum("chip", "v5p", sorted(CHIP_PEAK_TFLOPS), "Chip for the projection.")
+_UTILISATION = flags.DEFINE_float("utilisation", 0.4, "Fraction of peak FLOP/s assumed.")
+_HBM = flags.DEFINE_list("hbm_gib", ["16", "32", "95"], "HBM sizes (GiB) to fit the batch to.")
+_JSON = flags.DEFINE_string("json", "", "Also write the figures to this file.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv) -> None:
+    del argv
+    mesh = parse_mesh(_MESH.value)
+    import jax
+
+    # The simulated mesh: one fake CPU device per chip (must be set before JAX starts).
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_num_cpu_devices", math.prod(mesh.values()))
+    config = _CONFIG.value
+    one, two = plan_step(config, mesh, 1), plan_step(config, mesh, 2)
+    peak = CHIP_PEAK_TFLOPS[_CHIP.value] * 1e12 * _UTILISATION.value
+    per_device = config.train.global_batch_size / (mesh.get("data", 1) * mesh.get("fsdp", 1))
+    flops_per_example = two.flops_per_device - one.flops_per_device
+    step_flops = one.flops_per_device + flops_per_example * (per_device - 1)
+    fits = {f"{g} GiB": largest_batch(one, two, float(g) * GIB) for g in _HBM.value}
+    report = {
+        "stage": config.stage, "variant": config.get("variant", ""), "mesh": one.mesh,
+        "params": one.params, "gflops_per_device_per_example": flops_per_example / 1e9,
+        "memory_gib_at_batch_1": {"arguments": one.argument_bytes / GIB,
+                                  "temporaries": one.temp_bytes / GIB, "peak": one.peak_bytes / GIB},
+        "memory_gib_per_extra_example": (two.peak_bytes - one.peak_bytes) / GIB,
+        "largest_per_device_batch": fits,
+        "config_per_device_batch": per_device,
+        "projected_step_s": step_flops / peak,
+        "projection": f"{_CHIP.value} at {_UTILISATION.value:.0%} of {CHIP_PEAK_TFLOPS[_CHIP.value]:.0f} TFLOP/s",
+    }  # fmt: skip
+    json.dump(report, sys.stdout, indent=1)
+    print()
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    app.run(main)
