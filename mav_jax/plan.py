@@ -74,19 +74,11 @@ def example_batch(stage, batch_size: int) -> dict:
 def abstract_train_state(config, stage, mesh):
     """(graphdef, TrainState of ShapeDtypeStructs with shardings, optimizer): nothing allocated."""
     import jax
-    from flax import nnx
 
-    from mav_jax.parallel import state_shardings
     from mav_jax.train.step import TrainState, optimizer_state_shardings
-    from mav_jax.train.weights import make_model_fn, optimizer_from_config
+    from mav_jax.train.weights import abstract_params, optimizer_from_config
 
-    graphdef, params = nnx.split(nnx.eval_shape(make_model_fn(stage.unet, config.seed)), nnx.Param)
-    params = jax.tree.map(
-        lambda var, sharding: var.replace(
-            value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
-        ),
-        params, state_shardings(params, mesh), is_leaf=lambda x: isinstance(x, nnx.Variable),
-    )  # fmt: skip
+    graphdef, params = abstract_params(stage.unet, mesh)
     optimizer = optimizer_from_config(config, params)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     opt_state = jax.tree.map(

@@ -39,3 +39,14 @@ class Stage(Protocol):
 def to_uint8(videos) -> np.ndarray:
     """[-1, 1] floats -> uint8 [0, 255]."""
     return np.clip(np.round((np.asarray(videos, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def resolution_problems(resolution: int, unet: UNetConfig) -> list[str]:
+    """The U-Net halves the frame size at each level below the top: the size must survive it."""
+    if resolution % unet.spatial_factor:
+        problem = (
+            f"config.data.resolution={resolution} must be divisible by the U-Net's spatial "
+            f"factor {unet.spatial_factor} (2 ** (levels - 1))"
+        )
+        return [problem]
+    return []

@@ -18,6 +18,7 @@ from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
+from mav_jax.stages.base import resolution_problems
 from mav_jax.stages.frame_modes import RandomFrameMask
 
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
@@ -72,9 +73,7 @@ class InterpolationStage:
             found.append(f"config.data.keyframe_skip must be >= 1, got {self.keyframe_skip}")
         if self.num_frames < 2:
             found.append("config.data.num_keyframes must be >= 2")
-        if self.resolution % self.unet.spatial_factor:
-            found.append(f"config.data.resolution={self.resolution} must be divisible by the "
-                         f"U-Net's spatial factor {self.unet.spatial_factor}")  # fmt: skip
+        found += resolution_problems(self.resolution, self.unet)
         if self.unet.embedding_dim:
             found.append("config.unet.embedding_dim must be 0 until the CLIP stage exists")
         return found

@@ -23,6 +23,7 @@ from mav_jax.diffusion import (
     make_schedule,
 )
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
+from mav_jax.stages.base import resolution_problems
 
 PHASES = ("image", "video")
 SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURCE_FPS / frame skip
@@ -74,11 +75,7 @@ class KeyframeStage:
         found = []
         if self.phase not in PHASES:
             found.append(f"config.phase must be one of {PHASES}, got '{self.phase}'")
-        if self.resolution % self.unet.spatial_factor:
-            found.append(
-                f"config.data.resolution={self.resolution} must be divisible by the U-Net's "
-                f"spatial factor {self.unet.spatial_factor} (2 ** (levels - 1))"
-            )
+        found += resolution_problems(self.resolution, self.unet)
         if self.unet.embedding_dim:
             found.append(
                 "config.unet.embedding_dim > 0 needs a CLIP image encoder, which the keyframe "

@@ -25,6 +25,7 @@ from mav_jax.diffusion import (
     q_sample,
 )
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
+from mav_jax.stages.base import resolution_problems
 from mav_jax.stages.conditioned import initial_noise, upsample
 
 SR_STAGES = ("sr_low", "sr_high")
@@ -81,11 +82,7 @@ class SuperResolutionStage:
         if self.factor < 2 or self.resolution % self.factor:
             found.append(f"config.data.factor={self.factor} must be >= 2 and divide "
                          f"config.data.resolution={self.resolution}")  # fmt: skip
-        if self.resolution % self.unet.spatial_factor:
-            found.append(f"config.data.resolution={self.resolution} must be divisible by the "
-                         f"U-Net's spatial factor {self.unet.spatial_factor}")  # fmt: skip
-        if not 0.0 <= self.sample_aug_fraction <= self.max_aug_fraction < 1.0:
-            found.append("need 0 <= diffusion.sample_aug_fraction <= diffusion.max_aug_fraction < 1")
+        found += resolution_problems(self.resolution, self.unet)
         if self.unet.embedding_dim:
             found.append("config.unet.embedding_dim must be 0: the SR stages are not text-conditioned")
         return found

@@ -99,10 +99,9 @@ def _data_source(config, stage: Stage):
     )
 
 
-def write_samples(stage: Stage, graphdef, params, mesh: Mesh, key, count: int, num_steps: int,
-                  batch: dict, path_prefix: str) -> np.ndarray:  # fmt: skip
-    """Sample `count` videos from `params` on the mesh (stages that need inputs take them from
-    `batch`); process 0 writes them side by side as GIF and MP4."""
+def make_sampler(stage: Stage, graphdef, mesh: Mesh, count: int, num_steps: int):
+    """One jitted `sampler(params, key_data, batch) -> (videos, fps)`, compiled at its first call
+    and reused at every later sample point."""
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def sample(params, key_data, batch):
@@ -110,9 +109,16 @@ def write_samples(stage: Stage, graphdef, params, mesh: Mesh, key, count: int, n
         videos, fps = stage.sample(graphdef, params, key, count, num_steps, batch)
         return videos, jnp.asarray(fps, jnp.float32).reshape(())
 
+    return jax.jit(sample, out_shardings=replicated)
+
+
+def write_samples(sampler, params, mesh: Mesh, key, batch: dict, path_prefix: str) -> np.ndarray:
+    """Sample videos from `params` on the mesh (stages that need inputs take them from `batch`);
+    process 0 writes them side by side as GIF and MP4."""
+    replicated = NamedSharding(mesh, PartitionSpec())
     # Host numpy, identical on every process, is the one form all processes can place globally.
     key_data = jax.device_put(np.asarray(jax.random.key_data(key)), replicated)
-    videos, fps = jax.jit(sample, out_shardings=replicated)(params, key_data, batch)
+    videos, fps = sampler(params, key_data, batch)
     videos = to_uint8(videos.addressable_data(0))  # (N, F, H, W, 3)
     fps = float(fps.addressable_data(0))
     if jax.process_index() == 0:
@@ -167,6 +173,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     stop = _StopSignal()
     config_record = json.loads(config.to_json())
     sample_key = jax.random.key(config.seed + 1)
+    sampler = make_sampler(stage, graphdef, mesh, min(train.num_samples, train.global_batch_size),
+                           train.sample_steps)  # fmt: skip
 
     def save(step: int) -> None:
         data_state = {"iterator": iterator.get_state().decode()}
@@ -176,8 +184,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         if not train.num_samples:
             return
         began = time.perf_counter()
-        write_samples(stage, graphdef, state.ema, mesh, jax.random.fold_in(sample_key, step),
-                      min(train.num_samples, train.global_batch_size), train.sample_steps, batch,
+        write_samples(sampler, state.ema, mesh, jax.random.fold_in(sample_key, step), batch,
                       os.path.join(workdir, "samples", f"step_{step:08d}"))  # fmt: skip
         monitor.exclude(time.perf_counter() - began)
 

@@ -32,6 +32,20 @@ def make_model_fn(unet: UNetConfig, seed: int):
     return lambda: SpatioTemporalUNet(unet, rngs=nnx.Rngs(seed))
 
 
+def abstract_params(unet: UNetConfig, mesh: Mesh, rules=DEFAULT_RULES):
+    """(graphdef, params as ShapeDtypeStructs carrying their shardings on `mesh`): a restore or
+    compile target for the U-Net with no parameter memory allocated."""
+    graphdef, abstract = nnx.split(nnx.eval_shape(make_model_fn(unet, 0)), nnx.Param)
+    params = jax.tree.map(
+        lambda var, sharding: var.replace(
+            value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
+        ),
+        abstract, state_shardings(abstract, mesh, rules),
+        is_leaf=lambda x: isinstance(x, nnx.Variable),
+    )  # fmt: skip
+    return graphdef, params
+
+
 def optimizer_from_config(config, params):
     train = config.train
     return make_optimizer(
@@ -48,10 +62,6 @@ def build_train_state(config, stage, mesh: Mesh, rules=DEFAULT_RULES):
     return graphdef, train_state_from_params(params, optimizer, mesh, config.seed), optimizer
 
 
-def config_from_dict(values: dict) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(values)
-
-
 def _is_export(path: str) -> bool:
     return files.exists(os.path.join(path, EXPORT_CONFIG))
 
@@ -66,14 +76,14 @@ def restore_training_ema(workdir: str, mesh: Mesh) -> tuple[int, ml_collections.
             raise FileNotFoundError(
                 f"No checkpoint in {directory}; train first (python -m mav_jax.train ...)."
             )
-        config = config_from_dict(ckpt.restore_config(max(steps)))
+        config = ml_collections.ConfigDict(ckpt.restore_config(max(steps)))
         stage = stage_from_config(config)
         graphdef, state, _ = build_train_state(config, stage, mesh)
         restored = ckpt.restore_latest(abstract_like(state))
         if restored is None:
             raise ValueError(f"Every checkpoint in {directory} is damaged: {ckpt.damaged}.")
         step, state, _, saved = restored
-        return step, config_from_dict(saved), graphdef, state.ema
+        return step, ml_collections.ConfigDict(saved), graphdef, state.ema
     finally:
         ckpt.close()
 
@@ -102,16 +112,8 @@ def load_inference(path: str, mesh: Mesh, rules=DEFAULT_RULES):
     with files.open_file(os.path.join(path, EXPORT_CONFIG)) as f:
         values = json.load(f)
     values.pop("exported_from", None)
-    config = config_from_dict(values)
-    unet = stage_from_config(config).unet
-    graphdef, abstract = nnx.split(nnx.eval_shape(make_model_fn(unet, 0)), nnx.Param)
-    shardings = state_shardings(abstract, mesh, rules)
-    target = jax.tree.map(
-        lambda var, sharding: var.replace(
-            value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
-        ),
-        abstract, shardings, is_leaf=lambda x: isinstance(x, nnx.Variable),
-    )  # fmt: skip
+    config = ml_collections.ConfigDict(values)
+    graphdef, target = abstract_params(stage_from_config(config).unet, mesh, rules)
     params = ocp.StandardCheckpointer().restore(
         os.path.join(os.path.abspath(path), EXPORT_PARAMS), target
     )
