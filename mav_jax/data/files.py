@@ -19,6 +19,11 @@ def _gfile():
     return tf.io.gfile
 
 
+def absolute(path: str) -> str:
+    """An absolute path (what Orbax wants); remote URLs such as gs://bucket/x are already absolute."""
+    return path if _is_remote(path) else os.path.abspath(path)
+
+
 def open_file(path: str, mode: str = "rb"):
     if _is_remote(path):
         return _gfile().GFile(path, mode)

@@ -93,7 +93,7 @@ def export_inference(workdir: str, output: str, mesh: Mesh | None = None) -> int
     mesh = mesh or make_mesh({"fsdp": -1})
     step, config, _, ema = restore_training_ema(workdir, mesh)
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.join(os.path.abspath(output), EXPORT_PARAMS), ema, force=True)
+    checkpointer.save(os.path.join(files.absolute(output), EXPORT_PARAMS), ema, force=True)
     checkpointer.wait_until_finished()
     if jax.process_index() == 0:
         record = {**config.to_dict(), "exported_from": {"workdir": workdir, "step": step}}
@@ -115,7 +115,7 @@ def load_inference(path: str, mesh: Mesh, rules=DEFAULT_RULES):
     config = ml_collections.ConfigDict(values)
     graphdef, target = abstract_params(stage_from_config(config).unet, mesh, rules)
     params = ocp.StandardCheckpointer().restore(
-        os.path.join(os.path.abspath(path), EXPORT_PARAMS), target
+        os.path.join(files.absolute(path), EXPORT_PARAMS), target
     )
     return config, graphdef, params
 
