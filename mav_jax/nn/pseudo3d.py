@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mav_jax.nn.embeddings import frame_position_encoding
-from mav_jax.nn.layers import Dtype, axes_metadata, conv, dense, dirac_init, layer_norm
+from mav_jax.nn.layers import Dtype, conv, dirac_init, layer_norm
+from mav_jax.nn.transformer import FeedForward, MultiHeadAttention
 from mav_jax.parallel import logical_axes as ax
 
 # Attribute names of every temporal sub-layer. The weight transplant and temporal-only training
@@ -75,65 +76,6 @@ class Pseudo3DConv(nnx.Module):
         if self.temporal_conv is None or not temporal or x.shape[1] == 1:
             return y
         return _sequences_to_frames(self.temporal_conv(_frames_to_sequences(y)), y.shape)
-
-
-class MultiHeadAttention(nnx.Module):
-    """Multi-head (self or cross) attention over (N, T, C) tokens via jax.nn.dot_product_attention."""
-
-    def __init__(
-        self,
-        features: int,
-        num_heads: int,
-        *,
-        context_features: int | None = None,
-        zero_init_output: bool = False,
-        dtype: Dtype = jnp.float32,
-        rngs: nnx.Rngs,
-    ):
-        if features % num_heads:
-            raise ValueError(f"features={features} is not divisible by num_heads={num_heads}.")
-        head_dim = features // num_heads
-        kv_features = context_features or features
-
-        def proj(in_features: int) -> nnx.LinearGeneral:
-            return nnx.LinearGeneral(
-                in_features, (num_heads, head_dim), use_bias=False, dtype=dtype,
-                kernel_metadata=axes_metadata(ax.EMBED, ax.HEADS, ax.HEAD_DIM), rngs=rngs,
-            )  # fmt: skip
-
-        self.query = proj(features)
-        self.key = proj(kv_features)
-        self.value = proj(kv_features)
-        self.out = nnx.LinearGeneral(
-            (num_heads, head_dim),
-            features,
-            axis=(-2, -1),
-            dtype=dtype,
-            kernel_init=(
-                nnx.initializers.zeros_init()
-                if zero_init_output
-                else nnx.initializers.lecun_normal()
-            ),
-            kernel_metadata=axes_metadata(ax.HEADS, ax.HEAD_DIM, ax.EMBED),
-            bias_metadata=axes_metadata(ax.EMBED),
-            rngs=rngs,
-        )
-
-    def __call__(self, x: jax.Array, context: jax.Array | None = None) -> jax.Array:
-        kv = x if context is None else context.astype(x.dtype)
-        q, k, v = self.query(x), self.key(kv), self.value(kv)  # (N, T, heads, head_dim)
-        return self.out(jax.nn.dot_product_attention(q, k, v))  # softmax in float32 inside
-
-
-class FeedForward(nnx.Module):
-    """Token-wise GELU MLP with 4x expansion."""
-
-    def __init__(self, features: int, *, dtype: Dtype = jnp.float32, rngs: nnx.Rngs):
-        self.hidden = dense(features, 4 * features, axes=(ax.EMBED, ax.MLP), dtype=dtype, rngs=rngs)
-        self.out = dense(4 * features, features, axes=(ax.MLP, ax.EMBED), dtype=dtype, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.out(jax.nn.gelu(self.hidden(x)))
 
 
 class Pseudo3DAttention(nnx.Module):

@@ -13,6 +13,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from mav_jax.config_dataclass import from_mapping
+
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -70,15 +72,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> UNetConfig:
         """From a ConfigDict / dict; unknown keys are an error (they are usually typos)."""
-        values = dict(values)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"Unknown U-Net config keys {unknown}; valid keys: {sorted(names)}.")
-        for key in ("channel_mults", "attention_levels"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        return from_mapping(cls, values, what="U-Net")
 
     def replace(self, **changes: Any) -> UNetConfig:
         return dataclasses.replace(self, **changes)

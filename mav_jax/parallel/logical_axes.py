@@ -23,8 +23,9 @@ CONV_IN = "conv_in"  # conv input channels
 CONV_OUT = "conv_out"  # conv output channels
 NORM = "norm"  # scale and bias of normalisation layers
 COND = "cond"  # width of a global conditioning vector (the CLIP image embedding)
+VOCAB = "vocab"  # rows of a token embedding table
 
 ALL = (
     BATCH, FRAMES, HEIGHT, WIDTH, TOKENS,
-    EMBED, MLP, HEADS, HEAD_DIM, CONV_WINDOW, CONV_IN, CONV_OUT, NORM, COND,
+    EMBED, MLP, HEADS, HEAD_DIM, CONV_WINDOW, CONV_IN, CONV_OUT, NORM, COND, VOCAB,
 )  # fmt: skip

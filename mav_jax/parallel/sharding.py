@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from mav_jax.parallel import logical_axes as ax
 
 MESH_AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")  # a global batch is split over both
 
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
@@ -35,6 +36,7 @@ DEFAULT_RULES: Rules = (
     (ax.HEADS, "tensor"),
     (ax.HEAD_DIM, None),
     (ax.COND, "fsdp"),
+    (ax.VOCAB, None),
     (ax.CONV_WINDOW, None),
     (ax.NORM, None),
     (ax.FRAMES, None),

@@ -6,12 +6,16 @@
 from __future__ import annotations
 
 from mav_jax.stages.base import Stage, to_uint8
+from mav_jax.stages.clip import ClipStage
 from mav_jax.stages.interpolation import InterpolationStage
 from mav_jax.stages.keyframes import KeyframeStage
+from mav_jax.stages.prior import PriorStage
 from mav_jax.stages.super_resolution import SuperResolutionStage
 
 STAGES = {
+    "clip": ClipStage.from_config,
     "keyframes": KeyframeStage.from_config,
+    "prior": PriorStage.from_config,
     "interpolation": InterpolationStage.from_config,
     "sr_low": SuperResolutionStage.from_config,
     "sr_high": SuperResolutionStage.from_config,
@@ -29,8 +33,10 @@ def stage_from_config(config) -> Stage:
 
 __all__ = [
     "STAGES",
+    "ClipStage",
     "InterpolationStage",
     "KeyframeStage",
+    "PriorStage",
     "Stage",
     "SuperResolutionStage",
     "stage_from_config",

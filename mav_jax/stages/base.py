@@ -1,4 +1,4 @@
-"""What a cascade stage supplies to the one trainer: its U-Net, its data, its loss, its samples.
+"""What a cascade stage supplies to the one trainer: its model, its data, its loss, its samples.
 
 The trainer owns everything else (loop, sharding, optimiser, EMA, checkpoints, metrics), so a stage
 is a small object with no training logic of its own.
@@ -17,9 +17,12 @@ from mav_jax.nn import SpatioTemporalUNet, UNetConfig
 
 class Stage(Protocol):
     name: str
-    unet: UNetConfig  # the shared U-Net, configured for this stage
     split: str  # the dataset split it trains on
     num_frames: int  # frames per training clip
+    logged_metrics: tuple[str, ...]  # keys of the loss's auxiliary dict the trainer logs
+
+    def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
+        """A fresh model (the trainer calls it inside jit, so parameters are born sharded)."""
 
     def problems(self) -> list[str]:
         """What is wrong with this stage's settings, in words a user can act on (empty if fine)."""
@@ -30,10 +33,20 @@ class Stage(Protocol):
     def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array) -> tuple[jax.Array, Any]:
         """Scalar loss of one batch (and auxiliary outputs)."""
 
-    def sample(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
-               num_steps: int, batch: dict) -> tuple[jax.Array, Any]:  # fmt: skip
-        """`count` sample videos (count, F, H, W, 3) in [-1, 1] and the fps to play them at; stages
-        that generate from pixels (interpolation, SR) take their inputs from a training `batch`."""
+    # Stages that make videos also define (the trainer writes them at `sample_every`):
+    # def sample(self, graphdef, params, key, count, num_steps, batch) -> (videos, fps):
+    #     `count` videos (count, F, H, W, 3) in [-1, 1] and the fps to play them at; stages that
+    #     generate from pixels (interpolation, SR) take their inputs from a training `batch`.
+
+
+class UNetStage:
+    """Mixin of the stages built on the shared spatio-temporal U-Net (`self.unet`)."""
+
+    unet: UNetConfig
+    logged_metrics: tuple[str, ...] = ()
+
+    def build_model(self, rngs: nnx.Rngs) -> SpatioTemporalUNet:
+        return SpatioTemporalUNet(self.unet, rngs=rngs)
 
 
 def to_uint8(videos) -> np.ndarray:

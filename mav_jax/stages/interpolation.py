@@ -18,7 +18,7 @@ from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
-from mav_jax.stages.base import resolution_problems
+from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.frame_modes import RandomFrameMask
 
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
@@ -31,7 +31,7 @@ def masked_inputs(video: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class InterpolationStage:
+class InterpolationStage(UNetStage):
     schedule: NoiseSchedule
     unet: UNetConfig
     clips: ClipSampling

@@ -23,14 +23,14 @@ from mav_jax.diffusion import (
     make_schedule,
 )
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
-from mav_jax.stages.base import resolution_problems
+from mav_jax.stages.base import UNetStage, resolution_problems
 
 PHASES = ("image", "video")
 SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURCE_FPS / frame skip
 
 
 @dataclasses.dataclass(frozen=True)
-class KeyframeStage:
+class KeyframeStage(UNetStage):
     schedule: NoiseSchedule
     prediction: str = "eps"
     condition_drop_rate: float = 0.1

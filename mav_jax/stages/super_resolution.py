@@ -25,14 +25,14 @@ from mav_jax.diffusion import (
     q_sample,
 )
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
-from mav_jax.stages.base import resolution_problems
+from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.conditioned import initial_noise, upsample
 
 SR_STAGES = ("sr_low", "sr_high")
 
 
 @dataclasses.dataclass(frozen=True)
-class SuperResolutionStage:
+class SuperResolutionStage(UNetStage):
     schedule: NoiseSchedule
     unet: UNetConfig
     clips: ClipSampling

@@ -39,15 +39,15 @@ class TrainingMonitor:
         self.bar.update(1)
 
     def report(self, step: int, learning_rate: float) -> dict[str, float]:
-        """Mean loss / grad norm since the last report, and throughput over that interval."""
+        """Mean step metrics since the last report, and throughput over that interval."""
         if not self.pending:
             return {}
         values = jax.device_get(self.pending)
         now = time.perf_counter()
         steps_per_second = (step - self.last_step) / max(now - self.last_time, 1e-9)
         scalars = {
-            "loss": float(np.mean([m["loss"] for m in values])),
-            "grad_norm": float(np.mean([m["grad_norm"] for m in values])),
+            # loss, grad_norm and whatever the stage logs (e.g. CLIP's retrieval accuracy)
+            **{name: float(np.mean([m[name] for m in values])) for name in values[0]},
             "learning_rate": float(learning_rate),
             "steps_per_second": steps_per_second,
             "samples_per_second": steps_per_second * self.global_batch,

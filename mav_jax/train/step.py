@@ -14,8 +14,8 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.parallel import DEFAULT_RULES, state_shardings
+from mav_jax.parallel.sharding import BATCH_AXES
 
-BATCH_AXES = ("data", "fsdp")
 
 
 @struct.dataclass
@@ -108,35 +108,42 @@ def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, b
     state_sharding = jax.tree.map(lambda x: x.sharding, state)
     batch_spec = NamedSharding(mesh, PartitionSpec(BATCH_AXES))
     batch_sharding = {k: batch_spec for k in batch_example}
+    logged_names = tuple(getattr(stage, "logged_metrics", ()))
 
     def step(state: TrainState, batch: dict):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
         def loss_fn(params, micro_batch, micro_key):
-            loss, _ = stage.loss(nnx.merge(graphdef, params), micro_batch, micro_key)
-            return loss
+            loss, aux = stage.loss(nnx.merge(graphdef, params), micro_batch, micro_key)
+            logged = {name: jnp.asarray(aux[name], jnp.float32) for name in logged_names}
+            return loss, logged
 
-        grad_fn = jax.value_and_grad(loss_fn)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         if grad_accum_steps == 1:
-            loss, grads = grad_fn(state.params, batch, key)
+            (loss, logged), grads = grad_fn(state.params, batch, key)
         else:
             micro = _split_micro_batches(batch, grad_accum_steps, batch_spec)
 
             def accumulate(carry, inputs):
                 index, micro_batch = inputs
-                loss, grads = grad_fn(state.params, micro_batch, jax.random.fold_in(key, index))
-                return jax.tree.map(jnp.add, carry, (loss, grads)), None
+                (loss, logged), grads = grad_fn(
+                    state.params, micro_batch, jax.random.fold_in(key, index)
+                )
+                return jax.tree.map(jnp.add, carry, (loss, logged, grads)), None
 
-            zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, state.params))
-            (loss, grads), _ = jax.lax.scan(
+            zeros = (jnp.zeros((), jnp.float32), {n: jnp.zeros(()) for n in logged_names},
+                     jax.tree.map(jnp.zeros_like, state.params))  # fmt: skip
+            (loss, logged, grads), _ = jax.lax.scan(
                 accumulate, zeros, (jnp.arange(grad_accum_steps), micro)
             )
-            loss, grads = jax.tree.map(lambda x: x / grad_accum_steps, (loss, grads))
+            loss, logged, grads = jax.tree.map(
+                lambda x: x / grad_accum_steps, (loss, logged, grads)
+            )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema, params)
         new_state = state.replace(step=state.step + 1, params=params, ema=ema, opt_state=opt_state)
-        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **logged}
 
     return jax.jit(
         step,

@@ -36,7 +36,7 @@ from mav_jax.train.weights import CHECKPOINTS, build_train_state, initialize_fro
 log = logging.getLogger(__name__)
 
 # Config fields that fix the model's shape: a workdir cannot resume under different ones.
-MODEL_FIELDS = ("stage", "phase", "unet")
+MODEL_FIELDS = ("stage", "phase", "unet", "clip", "prior")  # the ones a config has
 
 
 class _StopSignal:
@@ -160,8 +160,11 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
             state = state.replace(params=params, ema=jax.tree.map(lambda x: x.copy(), params))
             log.info("Initialised from %s", config.init_from)
 
+    # Stages conditioned on a frozen network (CLIP) add its outputs to each batch, outside the step.
+    condition = stage.conditioner(mesh) if hasattr(stage, "conditioner") else (lambda b: b)
+
     def next_batch():
-        return global_batch(next(iterator), mesh)
+        return condition(global_batch(next(iterator), mesh))
 
     batch = next_batch()
     step_fn = make_train_step(graphdef, stage, optimizer, mesh, state, batch,
@@ -173,15 +176,17 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     stop = _StopSignal()
     config_record = json.loads(config.to_json())
     sample_key = jax.random.key(config.seed + 1)
-    sampler = make_sampler(stage, graphdef, mesh, min(train.num_samples, train.global_batch_size),
-                           train.sample_steps)  # fmt: skip
+    makes_videos = hasattr(stage, "sample") and train.num_samples > 0
+    if makes_videos:
+        sampler = make_sampler(stage, graphdef, mesh,
+                               min(train.num_samples, train.global_batch_size), train.sample_steps)  # fmt: skip
 
     def save(step: int) -> None:
         data_state = {"iterator": iterator.get_state().decode()}
         ckpt.save(step, state, data_state, config_record, force=True)
 
     def samples(step: int) -> None:
-        if not train.num_samples:
+        if not makes_videos:
             return
         began = time.perf_counter()
         write_samples(sampler, state.ema, mesh, jax.random.fold_in(sample_key, step), batch,
@@ -190,7 +195,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
     step, interrupted = start, False
     try:
-        if jax.process_index() == 0:
+        if makes_videos and jax.process_index() == 0:
             files.make_dirs(os.path.join(workdir, "samples"))
         while step < train.num_steps:
             state, metrics = compiled(state, batch)

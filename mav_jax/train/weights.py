@@ -17,7 +17,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from mav_jax.data import files
-from mav_jax.nn import SpatioTemporalUNet, UNetConfig, transplant_spatial_params
+from mav_jax.nn import transplant_spatial_params
 from mav_jax.parallel import DEFAULT_RULES, make_mesh, state_shardings
 from mav_jax.stages import stage_from_config
 from mav_jax.train.checkpoints import Checkpointer, abstract_like
@@ -28,14 +28,14 @@ CHECKPOINTS = "checkpoints"  # under a training workdir
 EXPORT_PARAMS, EXPORT_CONFIG = "params", "config.json"  # inside an export directory
 
 
-def make_model_fn(unet: UNetConfig, seed: int):
-    return lambda: SpatioTemporalUNet(unet, rngs=nnx.Rngs(seed))
+def make_model_fn(stage, seed: int):
+    return lambda: stage.build_model(nnx.Rngs(seed))
 
 
-def abstract_params(unet: UNetConfig, mesh: Mesh, rules=DEFAULT_RULES):
+def abstract_params(stage, mesh: Mesh, rules=DEFAULT_RULES):
     """(graphdef, params as ShapeDtypeStructs carrying their shardings on `mesh`): a restore or
-    compile target for the U-Net with no parameter memory allocated."""
-    graphdef, abstract = nnx.split(nnx.eval_shape(make_model_fn(unet, 0)), nnx.Param)
+    compile target for the stage's model with no parameter memory allocated."""
+    graphdef, abstract = nnx.split(nnx.eval_shape(make_model_fn(stage, 0)), nnx.Param)
     params = jax.tree.map(
         lambda var, sharding: var.replace(
             value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
@@ -57,7 +57,7 @@ def optimizer_from_config(config, params):
 
 def build_train_state(config, stage, mesh: Mesh, rules=DEFAULT_RULES):
     """(graphdef, fresh TrainState on `mesh`, optimizer) for `stage` as `config` describes it."""
-    graphdef, params = sharded_init(make_model_fn(stage.unet, config.seed), mesh, rules)
+    graphdef, params = sharded_init(make_model_fn(stage, config.seed), mesh, rules)
     optimizer = optimizer_from_config(config, params)
     return graphdef, train_state_from_params(params, optimizer, mesh, config.seed), optimizer
 
@@ -113,7 +113,7 @@ def load_inference(path: str, mesh: Mesh, rules=DEFAULT_RULES):
         values = json.load(f)
     values.pop("exported_from", None)
     config = ml_collections.ConfigDict(values)
-    graphdef, target = abstract_params(stage_from_config(config).unet, mesh, rules)
+    graphdef, target = abstract_params(stage_from_config(config), mesh, rules)
     params = ocp.StandardCheckpointer().restore(
         os.path.join(files.absolute(path), EXPORT_PARAMS), target
     )

@@ -1,0 +1,48 @@
+"""The prior P: caption -> CLIP image embedding (unCLIP's transformer diffusion prior).
+
+    python -m mav_jax.train --config=configs/prior.py:tiny --config.clip_from=exports/clip \
+        --workdir=runs/prior
+
+It trains on the image-text split with a frozen CLIP (`clip_from`, an export of the clip stage or a
+converted OpenAI/OpenCLIP checkpoint), whose widths the prior's `embed_dim`, `text_width` and
+`context_length` must match. `paper`: unCLIP's prior (width 2048, 24 layers, 32 heads) on ViT-L/14.
+"""
+
+import ml_collections
+
+from configs import clip as clip_configs
+from configs import common
+
+
+def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
+    variant = common.check_variant(variant)
+    tiny = variant == "tiny"
+    clip = clip_configs.clip_model_config(variant)
+    config = ml_collections.ConfigDict()
+    config.stage = "prior"
+    config.variant = variant
+    config.seed = 0
+    config.clip_from = ""  # a CLIP export directory (required)
+    config.clip_tokenizer = "digits" if tiny else "bpe_simple_vocab_16e6.txt.gz"
+    config.prior = ml_collections.ConfigDict(dict(
+        embed_dim=clip.embed_dim, text_width=clip.text_width, context_length=clip.context_length,
+        width=128 if tiny else 2048, depth=2 if tiny else 24, num_heads=2 if tiny else 32,
+        dtype="float32" if tiny else "bfloat16", remat=not tiny,
+    ))  # fmt: skip
+    config.diffusion = common.diffusion_config()
+    config.diffusion.sampling_steps = 25 if tiny else 64  # unCLIP samples its prior in 64 steps
+    config.diffusion.guidance_scale = 2.0 if tiny else 4.0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"
+    config.data.data_dir = ""
+    config.data.split = "image_text"
+    config.data.resolution = 32 if tiny else 64
+    config.data.worker_count = 0
+
+    config.train = common.train_config(variant)
+    config.train.global_batch_size = 32 if tiny else 4096
+    config.train.learning_rate = 5e-4 if tiny else 1.1e-4
+    config.train.num_samples = 0  # the prior makes embeddings, not videos
+    config.mesh = common.mesh_config()
+    return config

@@ -1,0 +1,134 @@
+"""Transformer pieces shared by the U-Net's attention blocks, CLIP's two towers and the prior.
+
+Attention goes through `jax.nn.dot_product_attention` (softmax in float32; a fused kernel where the
+backend has one). Every parameter carries logical axis names, so the same rule table shards the
+U-Net, CLIP and the prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from mav_jax.nn.layers import Dtype, axes_metadata, dense, layer_norm
+from mav_jax.parallel import logical_axes as ax
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),  # OpenAI CLIP's
+}
+
+
+def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation '{name}'; choose one of {sorted(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]
+
+
+class MultiHeadAttention(nnx.Module):
+    """Multi-head (self or cross) attention over (N, T, C) tokens via jax.nn.dot_product_attention."""
+
+    def __init__(
+        self,
+        features: int,
+        num_heads: int,
+        *,
+        context_features: int | None = None,
+        zero_init_output: bool = False,
+        use_bias: bool = False,
+        dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        if features % num_heads:
+            raise ValueError(f"features={features} is not divisible by num_heads={num_heads}.")
+        head_dim = features // num_heads
+        kv_features = context_features or features
+
+        def proj(in_features: int) -> nnx.LinearGeneral:
+            return nnx.LinearGeneral(
+                in_features, (num_heads, head_dim), use_bias=use_bias, dtype=dtype,
+                kernel_metadata=axes_metadata(ax.EMBED, ax.HEADS, ax.HEAD_DIM),
+                bias_metadata=axes_metadata(ax.HEADS, ax.HEAD_DIM), rngs=rngs,
+            )  # fmt: skip
+
+        self.query = proj(features)
+        self.key = proj(kv_features)
+        self.value = proj(kv_features)
+        self.out = nnx.LinearGeneral(
+            (num_heads, head_dim),
+            features,
+            axis=(-2, -1),
+            dtype=dtype,
+            kernel_init=(
+                nnx.initializers.zeros_init()
+                if zero_init_output
+                else nnx.initializers.lecun_normal()
+            ),
+            kernel_metadata=axes_metadata(ax.HEADS, ax.HEAD_DIM, ax.EMBED),
+            bias_metadata=axes_metadata(ax.EMBED),
+            rngs=rngs,
+        )
+
+    def __call__(self, x: jax.Array, context: jax.Array | None = None, *,
+                 mask: jax.Array | None = None, causal: bool = False) -> jax.Array:  # fmt: skip
+        """x (N, T, C); mask (N, T) or (N, S): True where a key may be attended to."""
+        kv = x if context is None else context.astype(x.dtype)
+        q, k, v = self.query(x), self.key(kv), self.value(kv)  # (N, T, heads, head_dim)
+        if mask is not None:
+            mask = mask[:, None, None, :]  # (N, 1, 1, S): broadcast over heads and queries
+        return self.out(jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal))
+
+
+class FeedForward(nnx.Module):
+    """Token-wise MLP with 4x expansion."""
+
+    def __init__(self, features: int, *, activation: str = "gelu_tanh", dtype: Dtype = jnp.float32,
+                 rngs: nnx.Rngs):  # fmt: skip
+        self.activation = activation_fn(activation)
+        self.hidden = dense(features, 4 * features, axes=(ax.EMBED, ax.MLP), dtype=dtype, rngs=rngs)
+        self.out = dense(4 * features, features, axes=(ax.MLP, ax.EMBED), dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.out(self.activation(self.hidden(x)))
+
+
+class TransformerBlock(nnx.Module):
+    """Pre-LayerNorm block: x + attention(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, width: int, num_heads: int, *, activation: str = "gelu",
+                 dtype: Dtype = jnp.float32, rngs: nnx.Rngs):  # fmt: skip
+        self.dtype = dtype
+        self.attention_norm = layer_norm(width, rngs=rngs)
+        self.attention = MultiHeadAttention(width, num_heads, use_bias=True, dtype=dtype, rngs=rngs)
+        self.mlp_norm = layer_norm(width, rngs=rngs)
+        self.mlp = FeedForward(width, activation=activation, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None,
+                 causal: bool = False) -> jax.Array:  # fmt: skip
+        h = self.attention_norm(x).astype(self.dtype)
+        x = x + self.attention(h, mask=mask, causal=causal).astype(x.dtype)
+        return x + self.mlp(self.mlp_norm(x).astype(self.dtype)).astype(x.dtype)
+
+
+class Transformer(nnx.Module):
+    """A stack of `TransformerBlock`s; `remat` recomputes each block's activations in backward."""
+
+    def __init__(self, width: int, depth: int, num_heads: int, *, activation: str = "gelu",
+                 remat: bool = False, dtype: Dtype = jnp.float32, rngs: nnx.Rngs):  # fmt: skip
+        self.remat = remat
+        self.blocks = nnx.List([
+            TransformerBlock(width, num_heads, activation=activation, dtype=dtype, rngs=rngs)
+            for _ in range(depth)
+        ])  # fmt: skip
+
+    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None,
+                 causal: bool = False) -> jax.Array:  # fmt: skip
+        """x (N, T, width) -> (N, T, width)."""
+        for block in self.blocks:
+            apply = lambda b, h: b(h, mask=mask, causal=causal)  # noqa: E731
+            x = nnx.remat(apply)(block, x) if self.remat else apply(block, x)
+        return x

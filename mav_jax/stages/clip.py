@@ -1,0 +1,71 @@
+"""The `clip` stage: CLIP's text and image towers trained contrastively on image-text pairs.
+
+This is how the tiny cascade gets its encoders (the paper uses OpenAI's pretrained CLIP; convert
+those with `mav_jax.models.clip_convert` instead of training). The trained export is what the
+prior and the keyframe decoder name as `clip_from`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+from flax import nnx
+
+from mav_jax.data.augment import CropFlipScale
+from mav_jax.data.clips import ClipSampling, SampleClip
+from mav_jax.data.stage_inputs import Tokenize
+from mav_jax.models.clip import CLIP, ClipConfig, contrastive_loss
+from mav_jax.models.tokenizer import ClipTokenizer
+
+
+def clip_config_with_vocab(values, tokenizer: ClipTokenizer) -> ClipConfig:
+    """The ClipConfig of `values`, with vocab_size 0 meaning the tokenizer's own size."""
+    config = ClipConfig.from_dict(values)
+    if config.vocab_size == 0:
+        config = dataclasses.replace(config, vocab_size=tokenizer.vocab_size)
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipStage:
+    clip: ClipConfig
+    tokenizer: str = "digits"  # ClipTokenizer.from_spec
+    resolution: int = 32  # frames are cropped/scaled to this, then resized to clip.image_size
+    split: str = "image_text"
+    clips: ClipSampling = ClipSampling(num_frames=1, frame_skips=(1,))
+    name: str = "clip"
+    logged_metrics: tuple[str, ...] = ("accuracy", "logit_scale")
+
+    @classmethod
+    def from_config(cls, config) -> ClipStage:
+        tokenizer = ClipTokenizer.from_spec(config.clip_tokenizer)
+        return cls(
+            clip=clip_config_with_vocab(config.clip, tokenizer), tokenizer=config.clip_tokenizer,
+            resolution=config.data.resolution, split=config.data.split,
+        )  # fmt: skip
+
+    @property
+    def num_frames(self) -> int:
+        return 1
+
+    def build_model(self, rngs: nnx.Rngs) -> CLIP:
+        return CLIP(self.clip, rngs=rngs)
+
+    def problems(self) -> list[str]:
+        vocab = ClipTokenizer.from_spec(self.tokenizer).vocab_size
+        if vocab != self.clip.vocab_size:
+            return [f"config.clip.vocab_size={self.clip.vocab_size} but the tokenizer "
+                    f"'{self.tokenizer}' has {vocab} tokens; set it to {vocab} (or 0)"]  # fmt: skip
+        return []
+
+    def operations(self) -> list:
+        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=False),
+                Tokenize(self.tokenizer, self.clip.context_length)]  # fmt: skip
+
+    def loss(self, model: CLIP, batch: dict, key: jax.Array):
+        """batch: 'video' (B, 1, H, W, 3) in [-1, 1], 'tokens' (B, L): the captions."""
+        del key  # CLIP's loss has no randomness
+        image_emb = model.encode_image(batch["video"][:, 0])  # (B, E)
+        text_emb = model.encode_text(batch["tokens"])  # (B, E)
+        return contrastive_loss(image_emb, text_emb, model.logit_scale[...])
