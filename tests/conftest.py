@@ -107,3 +107,27 @@ def digits_data_dir(tmp_path_factory) -> str:
     builder = MovingDigits(config=config, data_dir=str(data_dir), file_format="array_record")
     builder.download_and_prepare()
     return str(data_dir)
+
+
+# A CLIP small enough to compile in seconds; the prior and the sampler tests build on its export.
+UNIT_CLIP = dict(embed_dim=32, image_size=16, patch_size=8, vision_width=32, vision_layers=1,
+                 vision_heads=2, text_width=32, text_layers=1, text_heads=2, context_length=24)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def clip_export(digits_data_dir, tmp_path_factory) -> str:
+    """The clip stage trained 4 steps on the unit digits set and exported."""
+    from configs import clip
+    from mav_jax.train.trainer import train_and_evaluate
+    from mav_jax.train.weights import export_inference
+
+    config = clip.get_config("tiny")
+    config.clip.update(UNIT_CLIP)
+    config.data.update(dataset="moving_digits/unit", data_dir=digits_data_dir, resolution=16)
+    config.train.update(num_steps=4, global_batch_size=16, checkpoint_every=4, log_every=2)
+    config.mesh.update(data=2, fsdp=4)
+    workdir = tmp_path_factory.mktemp("clip_run")
+    train_and_evaluate(config, str(workdir))
+    output = tmp_path_factory.mktemp("clip_export")
+    export_inference(str(workdir), str(output))
+    return str(output)

@@ -147,7 +147,7 @@ def load_into(model: CLIP, state: Mapping[str, np.ndarray]) -> CLIP:
         if value.shape != variable.shape:
             raise ValueError(f"{'.'.join(map(str, path))}: checkpoint shape {value.shape}, model "
                              f"{variable.shape}")  # fmt: skip
-        variable.value = value
+        variable.set_value(value)
     nnx.update(model, params)
     return model
 

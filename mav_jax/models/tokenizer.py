@@ -89,7 +89,7 @@ class ClipTokenizer:
             raw = f.read()
         text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
         lines = text.split("\n")[1 : OPENAI_MERGES + 1]  # line 0 is a version header
-        return cls.from_merges([tuple(line.split()) for line in lines])
+        return cls.from_merges([tuple(line.split()) for line in lines if line.strip()])
 
     @classmethod
     def from_merges(cls, merges: list[tuple[str, str]]) -> ClipTokenizer:
