@@ -25,9 +25,11 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.seed = 0
 
     config.unet = common.unet_config(variant)
-    # The CLIP image embedding arrives with the cascade's CLIP stage; until an encoder is named,
-    # the keyframe decoder is unconditional apart from timestep and fps.
-    config.unet.embedding_dim = 0
+    # Conditioning on the CLIP image embedding of a frame of each clip (what lets D^t learn from
+    # unlabeled video): name a CLIP export and set embedding_dim to its width (tiny CLIP: 64;
+    # ViT-L/14: 768). embedding_dim=0 trains an unconditional decoder (timestep and fps only).
+    config.clip_from = ""
+    config.unet.embedding_dim = 0 if tiny else 768
     config.diffusion = common.diffusion_config()
 
     config.data = ml_collections.ConfigDict()

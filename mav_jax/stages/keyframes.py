@@ -12,6 +12,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
@@ -22,7 +23,10 @@ from mav_jax.diffusion import (
     diffusion_loss,
     make_schedule,
 )
+from mav_jax.models.clip import unit
+from mav_jax.models.frozen_clip import FrozenClip
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
+from mav_jax.parallel.sharding import BATCH_AXES
 from mav_jax.stages.base import UNetStage, resolution_problems
 
 PHASES = ("image", "video")
@@ -40,6 +44,7 @@ class KeyframeStage(UNetStage):
     clips: ClipSampling = ClipSampling()
     split: str = "video"
     flip: bool = False
+    clip_from: str = ""  # the CLIP export whose image embedding conditions the decoder
     name: str = "keyframes"
 
     @classmethod
@@ -65,6 +70,7 @@ class KeyframeStage(UNetStage):
             clips=clips,
             split=data.video_split if video else data.image_split,
             flip=data.flip,
+            clip_from=config.get("clip_from", ""),
         )
 
     @property
@@ -76,12 +82,37 @@ class KeyframeStage(UNetStage):
         if self.phase not in PHASES:
             found.append(f"config.phase must be one of {PHASES}, got '{self.phase}'")
         found += resolution_problems(self.resolution, self.unet)
-        if self.unet.embedding_dim:
+        if self.unet.embedding_dim and not self.clip_from:
             found.append(
-                "config.unet.embedding_dim > 0 needs a CLIP image encoder, which the keyframe "
-                "stage does not have yet; set --config.unet.embedding_dim=0"
+                "config.unet.embedding_dim > 0 conditions on CLIP image embeddings: set "
+                "config.clip_from to a CLIP export, or embedding_dim=0 for an unconditional decoder"
             )
         return found
+
+    def conditioner(self, mesh: Mesh):
+        """batch -> batch with 'embedding' (B, E): the frozen CLIP's unit-norm image embedding of
+        the clip's middle frame. This is how D^t learns from unlabeled video: at sampling the
+        prior supplies the same kind of embedding from text."""
+        if not self.unet.embedding_dim:
+            return lambda batch: batch
+        clip = FrozenClip(self.clip_from, mesh, NamedSharding(mesh, PartitionSpec(BATCH_AXES)))
+        if clip.embed_dim != self.unet.embedding_dim:
+            raise ValueError(f"config.unet.embedding_dim={self.unet.embedding_dim} but the CLIP "
+                             f"export {self.clip_from} embeds in {clip.embed_dim}")  # fmt: skip
+
+        def condition(batch: dict) -> dict:
+            frames = batch["video"]  # (B, F, H, W, 3)
+            embedding = unit(clip.encode_image(frames[:, frames.shape[1] // 2]))
+            return {**batch, "embedding": embedding}
+
+        return condition
+
+    def conditioning_shapes(self, batch_size: int) -> dict:
+        """What `conditioner` adds, as shapes (for planning without a CLIP export)."""
+        if not self.unet.embedding_dim:
+            return {}
+        return {"embedding": jax.ShapeDtypeStruct((batch_size, self.unet.embedding_dim),
+                                                  jnp.float32)}  # fmt: skip
 
     def operations(self) -> list:
         return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip)]
@@ -106,17 +137,30 @@ class KeyframeStage(UNetStage):
             model_fn, batch["video"], diffusion_key, self.schedule, self.prediction
         )
 
-    def sample(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
-               num_steps: int, batch: dict | None = None) -> tuple[jax.Array, float]:  # fmt: skip
-        """Unconditional DDIM samples at the smallest frame skip (the highest frame rate)."""
-        del batch  # keyframes are generated from noise (and, with CLIP, an embedding)
-        fps = SOURCE_FPS / min(self.clips.frame_skips)
+    def generate(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
+                 fps: float, num_steps: int, embedding: jax.Array | None = None,
+                 guidance_scale: float | None = None) -> jax.Array:  # fmt: skip
+        """(count, F, H, W, 3) keyframes in [-1, 1] at `fps`, conditioned on unit-norm CLIP image
+        `embedding` (count, E) when the decoder has one, with classifier-free guidance."""
         noise_key, sample_key = jax.random.split(key)
         shape = (count, self.num_frames, self.resolution, self.resolution, self.unet.in_channels)
         x_T = jax.random.normal(noise_key, shape)  # (B, F, H, W, C)
         cond = {"fps": jnp.full((count,), fps)} if self.unet.fps_conditioning else {}
-        videos = ddim_sample(
+        if self.unet.embedding_dim:
+            if embedding is None:
+                raise ValueError("This keyframe decoder is conditioned on a CLIP image embedding.")
+            cond["embedding"] = embedding
+        else:
+            guidance_scale = None  # nothing to guide
+        return ddim_sample(
             unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
-            num_steps=num_steps, prediction=self.prediction,
+            num_steps=num_steps, prediction=self.prediction, guidance_scale=guidance_scale,
         )  # fmt: skip
-        return videos, fps
+
+    def sample(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
+               num_steps: int, batch: dict | None = None) -> tuple[jax.Array, float]:  # fmt: skip
+        """Samples at the smallest frame skip (the highest frame rate); a conditioned decoder
+        takes the embeddings of the training `batch`'s clips."""
+        fps = SOURCE_FPS / min(self.clips.frame_skips)
+        embedding = batch["embedding"][:count] if self.unet.embedding_dim else None
+        return self.generate(graphdef, params, key, count, fps, num_steps, embedding), fps

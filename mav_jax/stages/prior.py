@@ -89,6 +89,15 @@ class PriorStage:
 
         return condition
 
+    def conditioning_shapes(self, batch_size: int) -> dict:
+        """What `conditioner` adds, as shapes (for planning without a CLIP export)."""
+        prior, f32 = self.prior, jnp.float32
+        return {
+            "text_tokens": jax.ShapeDtypeStruct((batch_size, prior.context_length, prior.text_width), f32),
+            "text_embedding": jax.ShapeDtypeStruct((batch_size, prior.embed_dim), f32),
+            "image_embedding": jax.ShapeDtypeStruct((batch_size, prior.embed_dim), f32),
+        }  # fmt: skip
+
     def loss(self, model: DiffusionPrior, batch: dict, key: jax.Array):
         """batch: 'tokens' (B, L), 'text_tokens' (B, L, Tw), 'text_embedding' and
         'image_embedding' (B, E) from the frozen CLIP."""
