@@ -21,6 +21,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from mav_jax.parallel.sharding import parse_mesh
+
 # bf16 dense peak per chip, TFLOP/s (Google Cloud TPU documentation).
 CHIP_PEAK_TFLOPS = {"v4": 275.0, "v5e": 197.0, "v5p": 459.0, "v6e": 918.0}
 GIB = 2**30
@@ -41,17 +43,6 @@ class StepPlan:
     def peak_bytes(self) -> int:
         """Live bytes at the peak: arguments + temporaries + outputs not aliased to arguments."""
         return self.argument_bytes + self.temp_bytes + max(self.output_bytes - self.alias_bytes, 0)
-
-
-def parse_mesh(text: str) -> dict[str, int]:
-    """'fsdp:64,data:2' -> {'fsdp': 64, 'data': 2}."""
-    mesh = {}
-    for part in filter(None, text.split(",")):
-        name, _, size = part.partition(":")
-        if not size.isdigit() or int(size) < 1:
-            raise ValueError(f"--mesh entries are AXIS:SIZE with SIZE >= 1, got '{part}'.")
-        mesh[name.strip()] = int(size)
-    return mesh
 
 
 def example_batch(stage, batch_size: int) -> dict:

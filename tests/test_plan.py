@@ -4,7 +4,8 @@ and its per-device memory falls as the fsdp axis grows."""
 import pytest
 from trainer_helpers import tiny_config
 
-from mav_jax.plan import StepPlan, largest_batch, parse_mesh, plan_step
+from mav_jax.parallel.sharding import parse_mesh
+from mav_jax.plan import StepPlan, largest_batch, plan_step
 
 
 def test_per_device_memory_falls_as_fsdp_grows(tmp_path):

@@ -46,6 +46,17 @@ DEFAULT_RULES: Rules = (
 )
 
 
+def parse_mesh(text: str) -> dict[str, int]:
+    """'fsdp:64,data:2' -> {'fsdp': 64, 'data': 2}."""
+    mesh = {}
+    for part in filter(None, text.split(",")):
+        name, _, size = part.partition(":")
+        if not size.isdigit() or int(size) < 1:
+            raise ValueError(f"--mesh entries are AXIS:SIZE with SIZE >= 1, got '{part}'.")
+        mesh[name.strip()] = int(size)
+    return mesh
+
+
 def make_mesh(shape: dict[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A mesh with axes ('data', 'fsdp', 'tensor'); `shape` gives sizes (missing axes are 1).
 

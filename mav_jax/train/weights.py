@@ -92,14 +92,20 @@ def export_inference(workdir: str, output: str, mesh: Mesh | None = None) -> int
     """Write the EMA parameters and config of `workdir`'s newest checkpoint to `output`."""
     mesh = mesh or make_mesh({"fsdp": -1})
     step, config, _, ema = restore_training_ema(workdir, mesh)
+    write_export(output, config, ema, {"workdir": workdir, "step": step})
+    return step
+
+
+def write_export(output: str, config: ml_collections.ConfigDict, params: nnx.State,
+                 source: dict) -> None:  # fmt: skip
+    """An export directory: `params` (Orbax) and the stage `config` with where they came from."""
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.join(files.absolute(output), EXPORT_PARAMS), ema, force=True)
+    checkpointer.save(os.path.join(files.absolute(output), EXPORT_PARAMS), params, force=True)
     checkpointer.wait_until_finished()
     if jax.process_index() == 0:
-        record = {**config.to_dict(), "exported_from": {"workdir": workdir, "step": step}}
+        record = {**config.to_dict(), "exported_from": source}
         with files.open_file(os.path.join(output, EXPORT_CONFIG), "w") as f:
             json.dump(record, f, indent=1)
-    return step
 
 
 def load_inference(path: str, mesh: Mesh, rules=DEFAULT_RULES):

@@ -1,0 +1,263 @@
+"""The whole Make-A-Video cascade at inference: SR_h ∘ SR^t_l ∘ ↑F ∘ D^t ∘ P(x̂, C_x(x)).
+
+`Cascade.load(DIR, mesh)` reads one export (or training workdir) per stage from `DIR/<stage>`,
+checks that the stages fit together (widths, resolutions), and runs them jit-compiled with the
+parameters sharded on the mesh and the batch split over its batch axes. Entry points:
+
+* `text_to_video(prompts)`: CLIP text -> prior -> keyframes -> interpolation -> SR_l -> SR_h.
+* `variations(video)`: the CLIP image embedding of a given video's middle frame replaces the prior.
+* `from_frames(video, mode)`: ↑F fills in a given video ('interpolate' between its frames,
+  'extrapolate' it, or 'animate' a single image), then the SR stages.
+
+Every entry point returns each stage's output, (N, F, H, W, 3) in [-1, 1], in cascade order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mav_jax.data import files
+from mav_jax.models.clip import unit
+from mav_jax.models.frozen_clip import FrozenClip
+from mav_jax.parallel.sharding import BATCH_AXES
+from mav_jax.stages import stage_from_config
+from mav_jax.stages.frame_modes import frame_mask
+from mav_jax.stages.keyframes import SOURCE_FPS
+from mav_jax.stages.prior import clip_problems, sample_image_embeddings
+
+ORDER = ("clip", "prior", "keyframes", "interpolation", "sr_low", "sr_high")
+VIDEO_STAGES = ORDER[2:]
+
+
+class CascadeError(ValueError):
+    """The checkpoints do not form a cascade (missing, of another stage, or mismatched)."""
+
+
+@dataclasses.dataclass
+class LoadedStage:
+    stage: object  # the Stage built from the export's config
+    graphdef: nnx.GraphDef
+    params: nnx.State
+    config: object  # ml_collections.ConfigDict
+
+
+@dataclasses.dataclass
+class SamplingOptions:
+    seed: int = 0
+    steps: int = 0  # sampler steps per stage; 0: each stage's config.diffusion.sampling_steps
+    prior_guidance: float = 0.0  # 0: the prior config's guidance_scale
+    guidance: float = 0.0  # keyframe decoder guidance; 0: its config's guidance_scale
+    fps: float = 0.0  # output frame rate after interpolation; 0: the interpolation's highest
+
+
+def _load_stage(path: str, name: str, mesh: Mesh) -> LoadedStage:
+    from mav_jax.train.weights import load_weights
+
+    config, graphdef, params = load_weights(path, mesh)
+    if config.get("stage") != name:
+        raise CascadeError(f"{path} holds a '{config.get('stage')}' checkpoint, but the cascade "
+                           f"expects '{name}' there.")  # fmt: skip
+    return LoadedStage(stage_from_config(config), graphdef, params, config)
+
+
+def _resolution_problems(stages: dict[str, LoadedStage]) -> list[str]:
+    """Each stage's input resolution must be the previous stage's output resolution."""
+    found = []
+    chain = [name for name in VIDEO_STAGES if name in stages]
+    for before, after in zip(chain, chain[1:]):
+        produced = stages[before].stage.resolution
+        wanted = stages[after].stage.resolution // getattr(stages[after].stage, "factor", 1)
+        if produced != wanted:
+            found.append(f"{before} makes {produced}x{produced} frames but {after} takes "
+                         f"{wanted}x{wanted}")  # fmt: skip
+    return found
+
+
+class Cascade:
+    def __init__(self, clip: FrozenClip | None, stages: dict[str, LoadedStage], mesh: Mesh):
+        self.clip, self.stages, self.mesh = clip, stages, mesh
+        self.batch_sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXES))
+        self.batch_divisor = math.prod(mesh.shape[a] for a in BATCH_AXES)
+        self._jitted: dict[tuple, object] = {}
+
+    def _jit(self, key: tuple, fn):
+        """One jax.jit per stage and static setting (steps, guidance, fps), reused across calls."""
+        if key not in self._jitted:
+            self._jitted[key] = jax.jit(fn)
+        return self._jitted[key]
+
+    @classmethod
+    def load(cls, directory: str, mesh: Mesh, stages: tuple[str, ...] = ORDER) -> Cascade:
+        """Stages `stages` from `directory/<stage>` (exports or workdirs), checked to fit."""
+        missing = [s for s in stages if not files.exists(os.path.join(directory, s))]
+        if missing:
+            raise CascadeError(
+                f"No {', '.join(missing)} checkpoint in {directory}. The cascade reads "
+                f"{directory}/<stage> for each of {', '.join(stages)} (an export from "
+                "python -m mav_jax.export, or a training workdir)."
+            )
+        clip = FrozenClip(os.path.join(directory, "clip"), mesh) if "clip" in stages else None
+        loaded = {s: _load_stage(os.path.join(directory, s), s, mesh) for s in stages if s != "clip"}
+        problems = _resolution_problems(loaded)
+        if "prior" in loaded:
+            problems += clip_problems(clip, loaded["prior"].stage.prior)
+        if "keyframes" in loaded and clip is not None:
+            width = loaded["keyframes"].stage.unet.embedding_dim
+            if width != clip.embed_dim:
+                problems.append(f"the keyframe decoder conditions on {width}-wide embeddings "
+                                f"(0: none) but the CLIP embeds in {clip.embed_dim}")  # fmt: skip
+        if problems:
+            raise CascadeError("The checkpoints do not fit together: " + "; ".join(problems) + ".")
+        return cls(clip, loaded, mesh)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _steps(self, name: str, options: SamplingOptions) -> int:
+        return options.steps or int(self.stages[name].config.diffusion.sampling_steps)
+
+    def _pad(self, x: np.ndarray) -> tuple[jax.Array, int]:
+        """Pad the batch to a multiple of the mesh's batch axes and shard it over them."""
+        n = x.shape[0]
+        padded = -(-n // self.batch_divisor) * self.batch_divisor
+        x = np.concatenate([x, np.repeat(x[-1:], padded - n, axis=0)]) if padded > n else x
+        return jax.device_put(x, self.batch_sharding), n
+
+    def output_fps(self, options: SamplingOptions) -> float:
+        if options.fps:
+            return options.fps
+        if "interpolation" in self.stages:
+            return SOURCE_FPS / min(self.stages["interpolation"].stage.clips.frame_skips)
+        return SOURCE_FPS / min(self.stages["keyframes"].stage.clips.frame_skips)
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def embed_prompts(self, prompts: list[str], options: SamplingOptions) -> jax.Array:
+        """Prompts -> (N, E) unit CLIP image embeddings through the prior."""
+        for prompt in prompts:
+            if not prompt.strip():
+                raise ValueError("A prompt is empty; say what the video should show.")
+        tokens = self.clip.tokenize(prompts)  # PromptTooLongError names the limit
+        tokens, n = self._pad(tokens)
+        text_embedding, text_tokens = self.clip.encode_text(tokens)
+        prior = self.stages["prior"]
+        guidance = options.prior_guidance or float(prior.config.diffusion.guidance_scale)
+        steps = self._steps("prior", options)
+        sample = self._jit(("prior", steps, guidance), functools.partial(
+            sample_image_embeddings, prior.graphdef, schedule=prior.stage.schedule,
+            num_steps=steps, guidance_scale=guidance,
+        ))  # fmt: skip
+        key = jax.random.key(options.seed)
+        return sample(prior.params, key, text_tokens=text_tokens, tokens=tokens,
+                      text_embedding=text_embedding)[:n]  # fmt: skip
+
+    def keyframes(self, embeddings: jax.Array, options: SamplingOptions) -> jax.Array:
+        kf = self.stages["keyframes"]
+        skip = self.stages["interpolation"].stage.keyframe_skip if "interpolation" in self.stages else 1
+        fps = self.output_fps(options) / skip
+        guidance = options.guidance or float(kf.config.diffusion.guidance_scale)
+        embeddings, n = self._pad(np.asarray(embeddings))
+        key = jax.random.fold_in(jax.random.key(options.seed), 1)
+        count, steps = embeddings.shape[0], self._steps("keyframes", options)
+        conditioned = bool(kf.stage.unet.embedding_dim)
+
+        def generate(params, key, embeddings):
+            return kf.stage.generate(kf.graphdef, params, key, count, fps, steps,
+                                     embeddings if conditioned else None, guidance)  # fmt: skip
+
+        return self._jit(("keyframes", count, fps, steps, guidance), generate)(
+            kf.params, key, embeddings
+        )[:n]
+
+    def interpolate(self, video: jax.Array, mask: np.ndarray, options: SamplingOptions) -> jax.Array:
+        """↑F on (N, F, H, W, 3): frames where `mask` (F,) is 1 come back exactly."""
+        interp = self.stages["interpolation"]
+        video, n = self._pad(np.asarray(video, np.float32))
+        b = video.shape[0]
+        masks = jnp.broadcast_to(jnp.asarray(mask, jnp.float32), (b, mask.shape[0]))
+        fps = jnp.full((b,), self.output_fps(options), jnp.float32)
+        key = jax.random.fold_in(jax.random.key(options.seed), 2)
+        steps = self._steps("interpolation", options)
+        generate = self._jit(("interpolation", steps), functools.partial(
+            interp.stage.generate, interp.graphdef, num_steps=steps
+        ))  # fmt: skip
+        return generate(interp.params, key, video, masks, fps)[:n]
+
+    def upscale(self, name: str, video: jax.Array, options: SamplingOptions) -> jax.Array:
+        sr = self.stages[name]
+        video, n = self._pad(np.asarray(video, np.float32))
+        fps = jnp.full((video.shape[0],), self.output_fps(options), jnp.float32)
+        key = jax.random.fold_in(jax.random.key(options.seed), 3 + VIDEO_STAGES.index(name))
+        steps = self._steps(name, options)
+        upscale = self._jit((name, steps), functools.partial(
+            sr.stage.upscale, sr.graphdef, num_steps=steps
+        ))  # fmt: skip
+        return upscale(sr.params, key, video, fps if sr.stage.unet.fps_conditioning else None)[:n]
+
+    # -- entry points --------------------------------------------------------------------------
+
+    def _after_keyframes(self, keyframes: jax.Array, options: SamplingOptions) -> dict:
+        outputs = {"keyframes": keyframes}
+        video = keyframes
+        if "interpolation" in self.stages:
+            skip = self.stages["interpolation"].stage.keyframe_skip
+            frames = (keyframes.shape[1] - 1) * skip + 1
+            spread = jnp.zeros((keyframes.shape[0], frames, *keyframes.shape[2:]))
+            spread = spread.at[:, ::skip].set(keyframes)
+            video = outputs["interpolation"] = self.interpolate(
+                spread, frame_mask("interpolate", frames, skip), options
+            )
+        return self._super_resolve(video, outputs, options)
+
+    def _super_resolve(self, video: jax.Array, outputs: dict, options: SamplingOptions) -> dict:
+        for name in ("sr_low", "sr_high"):
+            if name in self.stages:
+                video = outputs[name] = self.upscale(name, video, options)
+        return outputs
+
+    def text_to_video(self, prompts: list[str], options: SamplingOptions) -> dict:
+        embeddings = self.embed_prompts(prompts, options)
+        return self._after_keyframes(self.keyframes(embeddings, options), options)
+
+    def variations(self, video: np.ndarray, options: SamplingOptions, count: int = 1) -> dict:
+        """`count` new videos conditioned on the CLIP image embedding of `video`'s middle frame
+        ((F, H, W, 3) in [-1, 1])."""
+        middle = jnp.asarray(video[video.shape[0] // 2][None], jnp.float32)
+        embedding = unit(self.clip.encode_image(middle))
+        embeddings = jnp.repeat(embedding, count, axis=0)
+        return self._after_keyframes(self.keyframes(embeddings, options), options)
+
+    def from_frames(self, video: np.ndarray, mode: str, options: SamplingOptions) -> dict:
+        """↑F given frames ((F, H, W, 3) in [-1, 1], at the interpolation stage's resolution):
+        'interpolate' puts the F frames keyframe_skip apart and fills the gaps; 'extrapolate'
+        continues them for as many frames again; 'animate' starts from the first frame only."""
+        interp = self.stages["interpolation"].stage
+        size = interp.resolution
+        if video.shape[1:3] != (size, size):
+            raise ValueError(f"Frames are {video.shape[1]}x{video.shape[2]}; the interpolation "
+                             f"stage works at {size}x{size} (resize them first).")  # fmt: skip
+        if mode == "interpolate":
+            frames = (video.shape[0] - 1) * interp.keyframe_skip + 1
+            given = np.zeros((frames, *video.shape[1:]), np.float32)
+            given[:: interp.keyframe_skip] = video
+        elif mode == "extrapolate":
+            frames = 2 * video.shape[0] - 1
+            given = np.zeros((frames, *video.shape[1:]), np.float32)
+            given[: video.shape[0]] = video
+        elif mode == "animate":
+            frames = interp.num_frames
+            given = np.zeros((frames, *video.shape[1:]), np.float32)
+            given[0] = video[0]
+        else:
+            raise ValueError(f"Unknown mode '{mode}': interpolate, extrapolate or animate.")
+        mask = frame_mask(mode, frames, interp.keyframe_skip)
+        out = self.interpolate(given[None], mask, options)
+        return self._super_resolve(out, {"interpolation": out}, options)

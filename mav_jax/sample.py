@@ -1,0 +1,151 @@
+"""python -m mav_jax.sample --checkpoints=DIR --prompt="a red 3 moving left" --output=out.mp4
+
+Runs the whole cascade (`mav_jax.cascade`) from `DIR/<stage>` exports and writes, per video,
+OUT.mp4, OUT.gif and OUT.png (a contact sheet of frames); with several prompts (repeated --prompt
+or --prompts_file, one per line) the files are OUT_000.mp4, OUT_001.mp4, ... `--keep_stages` also
+writes every stage's output (OUT.keyframes.mp4, OUT.interpolation.mp4, ...).
+
+Other modes of the paper:
+    --image=photo.png               animate an image (↑F from its first frame, then SR)
+    --video=clip.mp4 --mode=interpolate|extrapolate   fill in or extend a video (↑F, then SR)
+    --video=clip.mp4 --mode=variations --num_videos=4  new videos like a given one
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+
+_CHECKPOINTS = flags.DEFINE_string("checkpoints", None, "Directory with one export per stage.")
+_PROMPTS = flags.DEFINE_multi_string("prompt", [], "Text prompt (repeat for several videos).")
+_PROMPTS_FILE = flags.DEFINE_string("prompts_file", "", "A file of prompts, one per line.")
+_IMAGE = flags.DEFINE_string("image", "", "Animate this image instead of following a prompt.")
+_VIDEO = flags.DEFINE_string("video", "", "Start from this video (see --mode).")
+_MODE = flags.DEFINE_enum("mode", "interpolate", ["interpolate", "extrapolate", "variations"],
+                          "What to do with --video.")  # fmt: skip
+_NUM_VIDEOS = flags.DEFINE_integer("num_videos", 1, "Videos per prompt (or variations).")
+_OUTPUT = flags.DEFINE_string("output", "sample.mp4", "Output path (.mp4); .gif/.png beside it.")
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed: the same seed gives the same videos.")
+_STEPS = flags.DEFINE_integer("steps", 0, "Sampler steps per stage (0: each stage's config).")
+_PRIOR_GUIDANCE = flags.DEFINE_float("prior_guidance", 0.0, "Prior guidance (0: its config's).")
+_GUIDANCE = flags.DEFINE_float("guidance", 0.0, "Keyframe guidance scale (0: its config's).")
+_FPS = flags.DEFINE_float("fps", 0.0, "Output frame rate (0: the interpolation stage's highest).")
+_UNTIL = flags.DEFINE_enum("until", "sr_high", ["keyframes", "interpolation", "sr_low", "sr_high"],
+                           "Last stage to run.")  # fmt: skip
+_KEEP_STAGES = flags.DEFINE_bool("keep_stages", False, "Also write every stage's output.")
+_MESH = flags.DEFINE_string("mesh", "", "Mesh, AXIS:SIZE[,...]; empty: every device on 'data'.")
+
+
+def read_prompts(prompts: list[str], prompts_file: str) -> list[str]:
+    found = list(prompts)
+    if prompts_file:
+        with open(prompts_file, encoding="utf-8") as f:
+            found += [line.strip() for line in f if line.strip()]
+    return found
+
+
+def load_frames(path: str, size: int) -> np.ndarray:
+    """An image or video file -> (F, size, size, 3) float32 in [-1, 1] (centre crop, resize)."""
+    from PIL import Image
+
+    if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".webp")):
+        frames = np.asarray(Image.open(path).convert("RGB"))[None]
+    else:
+        from mav_jax.data.video_io import read_video
+
+        frames, _ = read_video(path)
+    out = []
+    for frame in frames:
+        h, w = frame.shape[:2]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        image = Image.fromarray(frame[top : top + side, left : left + side])
+        out.append(np.asarray(image.resize((size, size), Image.BILINEAR), np.float32))
+    return np.stack(out) / 127.5 - 1.0
+
+
+def contact_sheet(videos: np.ndarray, max_columns: int = 16) -> np.ndarray:
+    """(N, F, H, W, 3) uint8 -> one image: a row per video, up to `max_columns` evenly spaced frames."""
+    n, f, h, w, c = videos.shape
+    columns = np.linspace(0, f - 1, min(f, max_columns)).round().astype(int)
+    picked = videos[:, columns]  # (N, C, H, W, 3)
+    return picked.transpose(0, 2, 1, 3, 4).reshape(n * h, len(columns) * w, c)
+
+
+def write_outputs(prefix: str, video: np.ndarray, fps: float) -> list[str]:
+    """(F, H, W, 3) uint8 -> PREFIX.mp4, PREFIX.gif, PREFIX.png."""
+    from PIL import Image
+
+    from mav_jax.data.video_io import write_gif, write_mp4
+
+    write_mp4(prefix + ".mp4", video, fps)
+    write_gif(prefix + ".gif", video, fps)
+    Image.fromarray(contact_sheet(video[None])).save(prefix + ".png")
+    return [prefix + ext for ext in (".mp4", ".gif", ".png")]
+
+
+def main(argv) -> None:
+    del argv
+    from mav_jax import cli_logging
+    from mav_jax.cascade import ORDER, Cascade, CascadeError, SamplingOptions
+    from mav_jax.models.tokenizer import PromptTooLongError
+    from mav_jax.parallel.sharding import make_mesh, parse_mesh
+    from mav_jax.stages import to_uint8
+
+    cli_logging.setup()
+    if not _CHECKPOINTS.value:
+        raise app.UsageError("--checkpoints=DIR is required (one export per stage in DIR/<stage>).")
+    prompts = read_prompts(_PROMPTS.value, _PROMPTS_FILE.value)
+    modes = sum(bool(x) for x in (prompts, _IMAGE.value, _VIDEO.value))
+    if modes != 1:
+        raise app.UsageError("Give exactly one of --prompt/--prompts_file, --image or --video.")
+    until = ORDER.index(_UNTIL.value) + 1
+    frames_only = _IMAGE.value or (_VIDEO.value and _MODE.value != "variations")
+    needed = ORDER[3:until] if frames_only else ORDER[:until]
+    if frames_only and _UNTIL.value == "keyframes":
+        raise app.UsageError("--image/--video start at the interpolation stage; --until must be later.")
+    options = SamplingOptions(seed=_SEED.value, steps=_STEPS.value, fps=_FPS.value,
+                              prior_guidance=_PRIOR_GUIDANCE.value, guidance=_GUIDANCE.value)  # fmt: skip
+    try:
+        mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})
+        cascade = Cascade.load(_CHECKPOINTS.value, mesh, needed)
+        if prompts:
+            prompts = [p for p in prompts for _ in range(_NUM_VIDEOS.value)]
+            outputs = cascade.text_to_video(prompts, options)
+        elif _IMAGE.value:
+            size = cascade.stages["interpolation"].stage.resolution
+            outputs = cascade.from_frames(load_frames(_IMAGE.value, size), "animate", options)
+        elif _MODE.value == "variations":
+            size = cascade.stages["keyframes"].stage.resolution
+            video = load_frames(_VIDEO.value, size)
+            outputs = cascade.variations(video, options, count=_NUM_VIDEOS.value)
+        else:
+            size = cascade.stages["interpolation"].stage.resolution
+            outputs = cascade.from_frames(load_frames(_VIDEO.value, size), _MODE.value, options)
+    except (CascadeError, PromptTooLongError, FileNotFoundError, ValueError) as error:
+        sys.exit(f"mav_jax.sample: {error}")
+
+    fps = cascade.output_fps(options)
+    stem, _ = os.path.splitext(_OUTPUT.value)
+    if os.path.dirname(stem):
+        os.makedirs(os.path.dirname(stem), exist_ok=True)
+    final = list(outputs)[-1]
+    for name, videos in outputs.items():
+        if name != final and not _KEEP_STAGES.value:
+            continue
+        videos = to_uint8(videos)
+        rate = fps / cascade.stages["interpolation"].stage.keyframe_skip if (
+            name == "keyframes" and "interpolation" in cascade.stages) else fps  # fmt: skip
+        for i, video in enumerate(videos):
+            prefix = stem if len(videos) == 1 else f"{stem}_{i:03d}"
+            if name != final:
+                prefix += f".{name}"
+            written = write_outputs(prefix, video, rate)
+            logging.info("%s: %s (%d frames, %dx%d)", name, written[0], *video.shape[:3])
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,152 @@
+"""The whole cascade at inference, on freshly initialised exports of every stage (each stage's
+training is pinned in its own tests): frame counts and resolutions at every stage, given frames
+kept exactly, and clear errors for bad prompts and checkpoints that do not form a cascade."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ROOT, UNIT_CLIP
+from trainer_helpers import subprocess_env
+
+from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
+from mav_jax.cascade import Cascade, CascadeError, SamplingOptions
+from mav_jax.models.tokenizer import PromptTooLongError
+from mav_jax.parallel import make_mesh
+from mav_jax.sample import contact_sheet, write_outputs
+from mav_jax.stages import stage_from_config
+from mav_jax.train.step import sharded_init
+from mav_jax.train.weights import make_model_fn, write_export
+
+UNET = dict(base_channels=16, channel_mults=(1, 2), num_heads=2, attention_levels=(1,))
+OPTIONS = SamplingOptions(seed=0, steps=2)
+
+
+def _configs() -> dict:
+    """A consistent tiny chain: 3 keyframes at 16x16 -> 5 frames -> 32x32 -> 64x64."""
+    configs = {"clip": clip.get_config("tiny"), "prior": prior.get_config("tiny"),
+               "keyframes": keyframes.get_config("tiny"),
+               "interpolation": interpolation.get_config("tiny"),
+               "sr_low": sr_low.get_config("tiny"), "sr_high": sr_high.get_config("tiny")}  # fmt: skip
+    configs["clip"].clip.update(UNIT_CLIP)
+    configs["prior"].prior.update(embed_dim=32, text_width=32, context_length=24, width=32,
+                                  depth=1, num_heads=2)  # fmt: skip
+    for name in ("keyframes", "interpolation", "sr_low", "sr_high"):
+        configs[name].unet.update(UNET)
+    configs["keyframes"].unet.embedding_dim = 32
+    configs["keyframes"].phase = "video"
+    configs["keyframes"].data.update(resolution=16, num_frames=3)
+    configs["interpolation"].data.update(resolution=16, keyframe_skip=2, num_keyframes=3)
+    configs["sr_low"].data.update(resolution=32, factor=2)
+    configs["sr_high"].data.update(resolution=64, factor=2)
+    return configs
+
+
+def _export(config, output: str, mesh) -> None:
+    _, params = sharded_init(make_model_fn(stage_from_config(config), 0), mesh)
+    write_export(output, config, params, {"initialised": True})
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> str:
+    directory = tmp_path_factory.mktemp("cascade")
+    mesh = make_mesh({"fsdp": 8})
+    for name, config in _configs().items():
+        _export(config, str(directory / name), mesh)
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def cascade(checkpoints):
+    return Cascade.load(checkpoints, make_mesh({"data": 2, "fsdp": 4}))
+
+
+def test_text_to_video_through_every_stage(cascade):
+    prompts = ["a red 3 moving left", "a blue 7 in the center", "a green 1 moving up"]
+    outputs = cascade.text_to_video(prompts, OPTIONS)
+    shapes = {name: tuple(video.shape) for name, video in outputs.items()}
+    assert shapes == {"keyframes": (3, 3, 16, 16, 3), "interpolation": (3, 5, 16, 16, 3),
+                      "sr_low": (3, 5, 32, 32, 3), "sr_high": (3, 5, 64, 64, 3)}  # fmt: skip
+    # The interpolation stage keeps the keyframes exactly, two frames apart.
+    np.testing.assert_array_equal(outputs["interpolation"][:, ::2], outputs["keyframes"])
+    assert all(bool(jnp.isfinite(v).all()) for v in outputs.values())
+    # The same seed gives the same videos.
+    again = cascade.text_to_video(prompts, OPTIONS)
+    np.testing.assert_allclose(again["sr_high"], outputs["sr_high"], atol=1e-5)
+
+
+def test_animating_an_image_keeps_it_as_the_first_frame(cascade):
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+    outputs = cascade.from_frames(image, "animate", OPTIONS)
+    assert outputs["interpolation"].shape == (1, 5, 16, 16, 3)
+    np.testing.assert_array_equal(outputs["interpolation"][0, 0], image[0])
+    assert outputs["sr_high"].shape == (1, 5, 64, 64, 3)
+    extended = cascade.from_frames(np.repeat(image, 3, axis=0), "extrapolate", OPTIONS)
+    assert extended["interpolation"].shape == (1, 5, 16, 16, 3)
+    np.testing.assert_array_equal(extended["interpolation"][0, :3], np.repeat(image, 3, axis=0))
+
+
+def test_variations_follow_a_given_video(cascade):
+    video = np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
+    outputs = cascade.variations(video, OPTIONS, count=2)
+    assert outputs["keyframes"].shape == (2, 3, 16, 16, 3)
+    assert outputs["sr_high"].shape == (2, 5, 64, 64, 3)
+
+
+def test_bad_prompts_are_clear_errors(cascade):
+    with pytest.raises(ValueError, match="empty"):
+        cascade.text_to_video(["a red 3", "  "], OPTIONS)
+    with pytest.raises(PromptTooLongError, match="context holds 22"):
+        cascade.text_to_video([" ".join(["red"] * 40)], OPTIONS)
+
+
+def test_missing_and_mismatched_checkpoints_are_clear_errors(checkpoints, tmp_path):
+    mesh = make_mesh({"data": 8})
+    partial = tmp_path / "partial"
+    shutil.copytree(checkpoints, partial)
+    shutil.rmtree(partial / "prior")
+    with pytest.raises(CascadeError, match="No prior checkpoint"):
+        Cascade.load(str(partial), mesh)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(checkpoints, swapped)
+    shutil.rmtree(swapped / "sr_high")
+    shutil.copytree(swapped / "sr_low", swapped / "sr_high")
+    with pytest.raises(CascadeError, match="holds a 'sr_low' checkpoint"):
+        Cascade.load(str(swapped), mesh)
+    wrong_size = tmp_path / "wrong_size"
+    shutil.copytree(checkpoints, wrong_size)
+    shutil.rmtree(wrong_size / "sr_low")
+    config = _configs()["sr_low"]
+    config.data.update(resolution=64, factor=2)
+    _export(config, str(wrong_size / "sr_low"), mesh)
+    with pytest.raises(CascadeError, match="interpolation makes 16x16 frames but sr_low takes 32x32"):
+        Cascade.load(str(wrong_size), mesh)
+
+
+def test_outputs_are_mp4_gif_and_a_contact_sheet(tmp_path):
+    video = np.random.default_rng(2).integers(0, 255, (20, 16, 16, 3), dtype=np.uint8)
+    written = write_outputs(str(tmp_path / "clip"), video, fps=8.0)
+    assert [os.path.basename(p) for p in written] == ["clip.mp4", "clip.gif", "clip.png"]
+    assert all(os.path.getsize(p) > 0 for p in written)
+    sheet = contact_sheet(video[None])
+    assert sheet.shape == (16, 16 * 16, 3)  # 16 evenly spaced frames of 20
+    np.testing.assert_array_equal(sheet[:, :16], video[0])
+    np.testing.assert_array_equal(sheet[:, -16:], video[-1])
+
+
+def test_sample_cli_writes_videos_and_reports_errors(checkpoints, tmp_path):
+    def run(*flags):
+        return subprocess.run([sys.executable, "-m", "mav_jax.sample", f"--checkpoints={checkpoints}",
+                               "--steps=1", *flags], cwd=ROOT, env=subprocess_env(),
+                              capture_output=True, text=True)  # fmt: skip
+
+    done = run("--prompt=a red 3 moving left", "--until=keyframes", "--keep_stages",
+               f"--output={tmp_path}/out.mp4")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["out.gif", "out.mp4", "out.png"]
+    failed = run("--prompt=", f"--output={tmp_path}/x.mp4")
+    assert failed.returncode != 0 and "empty" in failed.stderr
