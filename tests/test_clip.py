@@ -172,3 +172,32 @@ def test_clip_jits_under_a_sharded_mesh():
     sharded = shard_module_state(model, make_mesh({"fsdp": 4, "tensor": 2}))
     np.testing.assert_allclose(nnx.jit(lambda m, x: m.encode_image(x))(sharded, pixels), want,
                                atol=1e-5)  # fmt: skip
+
+
+@pytest.mark.skipif(not HAS_OPEN_CLIP, reason=NO_OPEN_CLIP)
+def test_converted_openclip_checkpoint_is_a_clip_export(tmp_path):
+    """open_clip's model saved as .npz (no torch needed to read it) -> an export FrozenClip loads,
+    with OpenAI's tokenizer saved beside it."""
+    import open_clip
+    import torch
+    from open_clip.model import CLIP as ReferenceCLIP
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    from mav_jax.models.clip_convert import convert_to_export
+
+    torch.manual_seed(0)
+    reference = ReferenceCLIP(
+        embed_dim=64, quick_gelu=True,
+        vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=8, image_size=16, head_width=64),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1),
+    ).eval()  # fmt: skip
+    checkpoint = tmp_path / "model.npz"
+    np.savez(checkpoint, **{k: v.numpy() for k, v in reference.state_dict().items()})
+    bpe = os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")
+    convert_to_export(str(checkpoint), bpe, str(tmp_path / "export"))
+    clip = FrozenClip(str(tmp_path / "export"), make_mesh({"data": 8}))
+    tokens = clip.tokenize(["a photo of a cat"])
+    np.testing.assert_array_equal(tokens, open_clip.tokenize(["a photo of a cat"]).numpy())
+    with torch.no_grad():
+        want = reference.encode_text(torch.from_numpy(tokens).long()).numpy()
+    np.testing.assert_allclose(clip.encode_text(jnp.asarray(tokens))[0], want, atol=2e-5)

@@ -14,6 +14,8 @@ archives) need `torch` installed.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from collections.abc import Mapping
 
@@ -158,3 +160,48 @@ def _flatten(tree, prefix=()):
             yield from _flatten(value, (*prefix, key))
     else:
         yield prefix, np.asarray(tree, np.float32)
+
+
+def convert_to_export(checkpoint: str, bpe: str, output: str, activation: str = "quick_gelu") -> ClipConfig:
+    """Write `checkpoint` (with OpenAI's BPE vocabulary `bpe`) as a clip export at `output`."""
+    import ml_collections
+    from flax import nnx
+
+    from mav_jax.models.frozen_clip import TOKENIZER_FILE
+    from mav_jax.models.tokenizer import ClipTokenizer
+    from mav_jax.train.weights import write_export
+
+    state = load_state_dict(checkpoint)
+    config = config_from_state_dict(state, activation=activation)
+    tokenizer = ClipTokenizer.from_openai_bpe(bpe)
+    if tokenizer.vocab_size != config.vocab_size:
+        raise ValueError(f"The vocabulary has {tokenizer.vocab_size} tokens but the checkpoint's "
+                         f"embedding table {config.vocab_size}.")  # fmt: skip
+    model = load_into(CLIP(config, rngs=nnx.Rngs(0)), state)
+    record = ml_collections.ConfigDict({
+        "stage": "clip", "variant": "converted", "clip": dataclasses.asdict(config),
+        "clip_tokenizer": TOKENIZER_FILE,
+    })  # fmt: skip
+    write_export(output, record, nnx.state(model, nnx.Param), {"converted": checkpoint})
+    tokenizer.save(os.path.join(output, TOKENIZER_FILE))
+    return config
+
+
+def main(argv) -> None:
+    del argv
+    from absl import logging
+
+    config = convert_to_export(_CHECKPOINT.value, _BPE.value, _OUTPUT.value, _ACTIVATION.value)
+    logging.info("Wrote %s: %s", _OUTPUT.value, config)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "OpenAI/OpenCLIP ViT checkpoint file.")
+    _BPE = flags.DEFINE_string("bpe", None, "OpenAI's bpe_simple_vocab_16e6.txt.gz.")
+    _OUTPUT = flags.DEFINE_string("output", None, "Export directory to write.")
+    _ACTIVATION = flags.DEFINE_enum("activation", "quick_gelu", ["quick_gelu", "gelu"],
+                                    "quick_gelu: OpenAI's models; gelu: most LAION OpenCLIP ones.")  # fmt: skip
+    flags.mark_flags_as_required(["checkpoint", "bpe", "output"])
+    app.run(main)

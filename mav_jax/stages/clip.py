@@ -19,11 +19,12 @@ from mav_jax.models.clip import CLIP, ClipConfig, contrastive_loss
 from mav_jax.models.tokenizer import ClipTokenizer
 
 
-def clip_config_with_vocab(values, tokenizer: ClipTokenizer) -> ClipConfig:
+def clip_config_with_vocab(values, tokenizer_spec: str) -> ClipConfig:
     """The ClipConfig of `values`, with vocab_size 0 meaning the tokenizer's own size."""
     config = ClipConfig.from_dict(values)
     if config.vocab_size == 0:
-        config = dataclasses.replace(config, vocab_size=tokenizer.vocab_size)
+        vocab_size = ClipTokenizer.from_spec(tokenizer_spec).vocab_size
+        config = dataclasses.replace(config, vocab_size=vocab_size)
     return config
 
 
@@ -39,10 +40,11 @@ class ClipStage:
 
     @classmethod
     def from_config(cls, config) -> ClipStage:
-        tokenizer = ClipTokenizer.from_spec(config.clip_tokenizer)
+        clip = clip_config_with_vocab(config.clip, config.clip_tokenizer)
+        data = config.get("data") or {}  # converted checkpoints have no training data
         return cls(
-            clip=clip_config_with_vocab(config.clip, tokenizer), tokenizer=config.clip_tokenizer,
-            resolution=config.data.resolution, split=config.data.split,
+            clip=clip, tokenizer=config.clip_tokenizer,
+            resolution=data.get("resolution", clip.image_size), split=data.get("split", "image_text"),
         )  # fmt: skip
 
     @property
