@@ -13,6 +13,7 @@ Other modes of the paper:
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -133,6 +134,7 @@ def main(argv) -> None:
     if os.path.dirname(stem):
         os.makedirs(os.path.dirname(stem), exist_ok=True)
     final = list(outputs)[-1]
+    captions = []  # what mav_jax.clipsim reads back: {"video": FILE, "caption": PROMPT}
     for name, videos in outputs.items():
         if name != final and not _KEEP_STAGES.value:
             continue
@@ -144,7 +146,12 @@ def main(argv) -> None:
             if name != final:
                 prefix += f".{name}"
             written = write_outputs(prefix, video, rate)
+            if prompts and name == final:
+                captions.append({"video": os.path.basename(written[0]), "caption": prompts[i]})
             logging.info("%s: %s (%d frames, %dx%d)", name, written[0], *video.shape[:3])
+    if captions:
+        with open(os.path.join(os.path.dirname(stem) or ".", "captions.jsonl"), "w") as f:
+            f.writelines(json.dumps(entry) + "\n" for entry in captions)
 
 
 if __name__ == "__main__":

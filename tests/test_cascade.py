@@ -2,6 +2,7 @@
 training is pinned in its own tests): frame counts and resolutions at every stage, given frames
 kept exactly, and clear errors for bad prompts and checkpoints that do not form a cascade."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -147,6 +148,8 @@ def test_sample_cli_writes_videos_and_reports_errors(checkpoints, tmp_path):
     done = run("--prompt=a red 3 moving left", "--until=keyframes", "--keep_stages",
                f"--output={tmp_path}/out.mp4")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(os.listdir(tmp_path)) == ["out.gif", "out.mp4", "out.png"]
+    assert sorted(os.listdir(tmp_path)) == ["captions.jsonl", "out.gif", "out.mp4", "out.png"]
+    assert json.loads((tmp_path / "captions.jsonl").read_text()) == {
+        "video": "out.mp4", "caption": "a red 3 moving left"}
     failed = run("--prompt=", f"--output={tmp_path}/x.mp4")
     assert failed.returncode != 0 and "empty" in failed.stderr
