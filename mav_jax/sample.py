@@ -17,7 +17,6 @@ import json
 import os
 import sys
 
-import numpy as np
 from absl import app, flags, logging
 
 _CHECKPOINTS = flags.DEFINE_string("checkpoints", None, "Directory with one export per stage.")
@@ -48,50 +47,11 @@ def read_prompts(prompts: list[str], prompts_file: str) -> list[str]:
     return found
 
 
-def load_frames(path: str, size: int) -> np.ndarray:
-    """An image or video file -> (F, size, size, 3) float32 in [-1, 1] (centre crop, resize)."""
-    from PIL import Image
-
-    if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".webp")):
-        frames = np.asarray(Image.open(path).convert("RGB"))[None]
-    else:
-        from mav_jax.data.video_io import read_video
-
-        frames, _ = read_video(path)
-    out = []
-    for frame in frames:
-        h, w = frame.shape[:2]
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        image = Image.fromarray(frame[top : top + side, left : left + side])
-        out.append(np.asarray(image.resize((size, size), Image.BILINEAR), np.float32))
-    return np.stack(out) / 127.5 - 1.0
-
-
-def contact_sheet(videos: np.ndarray, max_columns: int = 16) -> np.ndarray:
-    """(N, F, H, W, 3) uint8 -> one image: a row per video, up to `max_columns` evenly spaced frames."""
-    n, f, h, w, c = videos.shape
-    columns = np.linspace(0, f - 1, min(f, max_columns)).round().astype(int)
-    picked = videos[:, columns]  # (N, C, H, W, 3)
-    return picked.transpose(0, 2, 1, 3, 4).reshape(n * h, len(columns) * w, c)
-
-
-def write_outputs(prefix: str, video: np.ndarray, fps: float) -> list[str]:
-    """(F, H, W, 3) uint8 -> PREFIX.mp4, PREFIX.gif, PREFIX.png."""
-    from PIL import Image
-
-    from mav_jax.data.video_io import write_gif, write_mp4
-
-    write_mp4(prefix + ".mp4", video, fps)
-    write_gif(prefix + ".gif", video, fps)
-    Image.fromarray(contact_sheet(video[None])).save(prefix + ".png")
-    return [prefix + ext for ext in (".mp4", ".gif", ".png")]
-
-
 def main(argv) -> None:
     del argv
     from mav_jax import cli_logging
     from mav_jax.cascade import ORDER, Cascade, CascadeError, SamplingOptions
+    from mav_jax.data.video_io import load_frames, write_outputs
     from mav_jax.models.tokenizer import PromptTooLongError
     from mav_jax.parallel.sharding import make_mesh, parse_mesh
     from mav_jax.stages import to_uint8

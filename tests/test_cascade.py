@@ -18,7 +18,7 @@ from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 from mav_jax.cascade import Cascade, CascadeError, SamplingOptions
 from mav_jax.models.tokenizer import PromptTooLongError
 from mav_jax.parallel import make_mesh
-from mav_jax.sample import contact_sheet, write_outputs
+from mav_jax.data.video_io import contact_sheet, write_outputs
 from mav_jax.stages import stage_from_config
 from mav_jax.train.step import sharded_init
 from mav_jax.train.weights import make_model_fn, write_export

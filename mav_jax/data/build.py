@@ -1,6 +1,6 @@
 """Build a mav_jax dataset with TFDS.
 
-    python -m mav_jax.data.build moving_digits --data_dir=DIR [--config=tiny|small]
+    python -m mav_jax.data.build moving_digits --data_dir=DIR [--config=tiny|small|tiny64]
     python -m mav_jax.data.build video_collection --data_dir=DIR --source=MANIFEST_OR_FOLDER \\
         --name=my_videos [--frame_size=64] [--min_frames=16]
     python -m mav_jax.data.build image_collection --data_dir=DIR --source=MANIFEST_OR_FOLDER \
@@ -18,7 +18,7 @@ import sys
 from absl import app, flags
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where TFDS writes the dataset (local or gs://).")
-_CONFIG = flags.DEFINE_string("config", None, "moving_digits builder config: tiny or small.")
+_CONFIG = flags.DEFINE_string("config", None, "moving_digits builder config: tiny, small or tiny64.")
 _SOURCE = flags.DEFINE_string("source", None, "video_collection: a .csv/.tsv/.jsonl or a folder.")
 _NAME = flags.DEFINE_string("name", "default", "video_collection: the config name to build as.")
 _FRAME_SIZE = flags.DEFINE_integer("frame_size", 64, "video_collection: square frame size.")

@@ -48,6 +48,14 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
             num_videos=2048,
             num_eval=256,
         ),  # fmt: skip
+        MovingDigitsConfig(
+            name="tiny64",
+            description="64x64 images (few videos): the quickstart's 32 -> 64 super-resolution.",
+            frame_size=64,
+            num_images=1024,
+            num_videos=16,
+            num_eval=8,
+        ),  # fmt: skip
     ]
     DEFAULT_CONFIG_NAME = "tiny"
 

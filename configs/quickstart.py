@@ -1,0 +1,87 @@
+"""The quickstart's tiny cascade: every stage's config, in training order, sized for a 2-core CPU.
+
+    python -m mav_jax.quickstart --workdir=runs/quickstart
+
+Resolutions chain: keyframes 16x16 (the Moving Digits scans' own 8x8 digits), 5 keyframes at
+8 fps -> ↑F (skip 3) 13 frames at 24 fps -> SR^t_l 32x32 -> SR_h 64x64. `steps` is the training
+budget of each stage; `scale` in `stages(scale)` multiplies it (the tests use a tiny scale).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
+
+UNET = dict(base_channels=32, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
+            num_heads=2, embedding_dim=64, dropout=0.0)  # fmt: skip
+PROMPTS = (
+    "a red 3 moving right",
+    "the number seven in cyan drifting down",
+    "a yellow 0 moving up and left",
+    "a white handwritten 5 bouncing around, setting off left",
+)
+
+
+def _train(config, steps: int, batch: int, lr: float, **extra) -> None:
+    config.train.update(num_steps=steps, global_batch_size=batch, learning_rate=lr,
+                        warmup_steps=min(50, steps // 10), checkpoint_every=max(steps // 4, 1),
+                        log_every=max(steps // 20, 1), sample_every=0, **extra)  # fmt: skip
+    config.mesh.update(data=-1, fsdp=1, tensor=1)
+
+
+def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, ml_collections.ConfigDict]]:
+    """(run name, config) for every training run of the tiny cascade, in order. Later stages read
+    earlier ones' exports from WORKDIR/checkpoints/<stage>."""
+    exports = f"{workdir}/checkpoints"
+    steps = lambda n: max(int(n * scale), 2)  # noqa: E731
+    runs = []
+
+    c = clip.get_config("tiny")
+    c.data.update(data_dir=data_dir, resolution=32)
+    _train(c, steps(1500), 64, 1e-3)
+    runs.append(("clip", c))
+
+    c = prior.get_config("tiny")
+    c.clip_from = f"{exports}/clip"
+    c.data.update(data_dir=data_dir, resolution=32)
+    _train(c, steps(1500), 64, 5e-4)
+    runs.append(("prior", c))
+
+    for phase in ("image", "video"):
+        c = keyframes.get_config("tiny")
+        c.phase, c.clip_from = phase, f"{exports}/clip"
+        c.unet.update(UNET)
+        c.data.update(data_dir=data_dir, resolution=16, num_frames=5, frame_skips=(3,))
+        if phase == "video":
+            c.init_from = f"{exports}/keyframes_image"
+            _train(c, steps(300), 16, 5e-4, temporal_only=False, num_samples=4, sample_steps=25)
+        else:
+            _train(c, steps(1500), 64, 1e-3, num_samples=4, sample_steps=25)
+        runs.append((f"keyframes_{phase}", c))
+
+    c = interpolation.get_config("tiny")
+    c.init_from = f"{exports}/keyframes"
+    c.unet.update({**UNET, "embedding_dim": 0})
+    c.data.update(data_dir=data_dir, resolution=16, num_keyframes=5, keyframe_skip=3)
+    _train(c, steps(400), 16, 5e-4, num_samples=4, sample_steps=25)
+    runs.append(("interpolation", c))
+
+    c = sr_low.get_config("tiny")
+    c.unet.update({**UNET, "embedding_dim": 0})
+    c.data.update(data_dir=data_dir, resolution=32, factor=2, num_frames=4)
+    _train(c, steps(400), 16, 5e-4, num_samples=4, sample_steps=25)
+    runs.append(("sr_low", c))
+
+    c = sr_high.get_config("tiny")
+    c.unet.update({**UNET, "embedding_dim": 0})
+    c.data.update(dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, factor=2)
+    _train(c, steps(600), 32, 5e-4, num_samples=4, sample_steps=25)
+    runs.append(("sr_high", c))
+    return runs
+
+
+# Where each run is exported (WORKDIR/checkpoints/<name>); the cascade reads the stage names.
+EXPORTS = {"clip": "clip", "prior": "prior", "keyframes_image": "keyframes_image",
+           "keyframes_video": "keyframes",
+           "interpolation": "interpolation", "sr_low": "sr_low", "sr_high": "sr_high"}  # fmt: skip
