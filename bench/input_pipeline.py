@@ -23,7 +23,7 @@ import tensorflow_datasets as tfds
 from flax import nnx
 
 from mav_jax.data.augment import CropFlipScale
-from mav_jax.data.build import build
+from mav_jax.data.builders import build
 from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.data.loader import make_loader
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig

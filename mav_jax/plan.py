@@ -91,8 +91,29 @@ def abstract_train_state(config, stage, mesh):
     return graphdef, state, optimizer
 
 
-def plan_step(config, mesh_shape: dict, per_device_batch: int) -> StepPlan:
-    """Compile the train step for `per_device_batch` examples per batch shard; nothing runs."""
+def _bytes(tree) -> int:
+    import jax
+
+    return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def per_device_batch_shards(mesh) -> int:
+    return mesh.shape["data"] * mesh.shape["fsdp"]
+
+
+def _per_device_bytes(tree) -> int:
+    """Bytes one device holds of a tree of sharded ShapeDtypeStructs (the largest shard)."""
+    import jax
+
+    return sum(
+        math.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(tree)
+    )
+
+
+def plan_step(config, mesh_shape: dict, per_device_batch: int, compile: bool = True) -> StepPlan:
+    """The train step for `per_device_batch` examples per batch shard, compiled (XLA's FLOPs and
+    memory) or, with `compile=False`, only lowered: FLOPs from the unpartitioned HLO divided by the
+    device count, the state's per-device bytes from its shardings, no temporaries. Nothing runs."""
     import jax
 
     from mav_jax.parallel import make_mesh
@@ -103,15 +124,26 @@ def plan_step(config, mesh_shape: dict, per_device_batch: int) -> StepPlan:
     stage = stage_from_config(config)
     mesh = make_mesh(mesh_shape)
     graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
-    batch = example_batch(stage, per_device_batch * mesh.shape["data"] * mesh.shape["fsdp"])
+    batch = example_batch(stage, per_device_batch * per_device_batch_shards(mesh))
     step = make_train_step(graphdef, stage, optimizer, mesh, state, batch,
                            grad_accum_steps=config.train.grad_accum_steps)  # fmt: skip
-    compiled = step.lower(state, batch).compile()
+    lowered = step.lower(state, batch)
+    params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
+    if not compile:
+        cost = lowered.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        return StepPlan(
+            mesh=dict(mesh.shape), per_device_batch=per_device_batch, params=params,
+            flops_per_device=float(cost["flops"]) / mesh.size,
+            argument_bytes=_per_device_bytes(state) + _bytes(batch) // per_device_batch_shards(mesh),
+            output_bytes=0, alias_bytes=0,
+            temp_bytes=0,
+        )  # fmt: skip
+    compiled = lowered.compile()
     memory = compiled.memory_analysis()
     return StepPlan(
         mesh=dict(mesh.shape), per_device_batch=per_device_batch,
-        params=sum(math.prod(x.shape) for x in jax.tree.leaves(state.params)),
-        flops_per_device=flops_per_device(compiled),
+        params=params, flops_per_device=flops_per_device(compiled),
         argument_bytes=memory.argument_size_in_bytes, output_bytes=memory.output_size_in_bytes,
         alias_bytes=memory.alias_size_in_bytes, temp_bytes=memory.temp_size_in_bytes,
     )  # fmt: skip
@@ -170,6 +202,8 @@ _UTILISATION = flags.DEFINE_float("utilisation", 0.4, "Fraction of peak FLOP/s a
 _HBM = flags.DEFINE_list("hbm_gib", ["16", "32", "95"], "HBM sizes (GiB) to fit the batch to.")
 _JSON = flags.DEFINE_string("json", "", "Also write the figures to this file.")
 _HEADROOM = flags.DEFINE_float("headroom", 0.25, "HBM fraction the remat-aware fit leaves free.")
+_COMPILE = flags.DEFINE_bool("compile", True, "Compile for XLA's memory analysis (slow at paper "
+                             "scale: 10-30 min); --nocompile lowers only (about a minute).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -182,12 +216,13 @@ def main(argv) -> None:
     jax.config.update("jax_platforms", "cpu")
     jax.config.update("jax_num_cpu_devices", math.prod(mesh.values()))
     config = _CONFIG.value
-    one, two = plan_step(config, mesh, 1), plan_step(config, mesh, 2)
+    one, two = (plan_step(config, mesh, b, compile=_COMPILE.value) for b in (1, 2))
     peak = CHIP_PEAK_TFLOPS[_CHIP.value] * 1e12 * _UTILISATION.value
     per_device = config.train.global_batch_size / (mesh.get("data", 1) * mesh.get("fsdp", 1))
     flops_per_example = two.flops_per_device - one.flops_per_device
     step_flops = one.flops_per_device + flops_per_example * (per_device - 1)
-    fits = {f"{g} GiB": largest_batch(one, two, float(g) * GIB) for g in _HBM.value}
+    fits = ({f"{g} GiB": largest_batch(one, two, float(g) * GIB) for g in _HBM.value}
+            if _COMPILE.value else None)  # fmt: skip
     saved = saved_activation_bytes(config, mesh)
     fits_remat = {
         f"{g} GiB": largest_batch_with_remat(one.argument_bytes, saved, float(g) * GIB,
@@ -198,8 +233,10 @@ def main(argv) -> None:
         "stage": config.stage, "variant": config.get("variant", ""), "mesh": one.mesh,
         "params": one.params, "gflops_per_device_per_example": flops_per_example / 1e9,
         "memory_gib_at_batch_1": {"arguments": one.argument_bytes / GIB,
-                                  "temporaries": one.temp_bytes / GIB, "peak": one.peak_bytes / GIB},
-        "memory_gib_per_extra_example": (two.peak_bytes - one.peak_bytes) / GIB,
+                                  "temporaries": one.temp_bytes / GIB if _COMPILE.value else None,
+                                  "peak": one.peak_bytes / GIB if _COMPILE.value else None},
+        "memory_gib_per_extra_example": ((two.peak_bytes - one.peak_bytes) / GIB
+                                         if _COMPILE.value else None),
         "largest_per_device_batch": fits,  # XLA:CPU's temporaries: an upper bound
         "saved_activations_gib_per_example": saved / GIB,  # JAX's vjp residuals: remat-aware
         "largest_per_device_batch_with_remat": fits_remat,

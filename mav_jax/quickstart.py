@@ -27,7 +27,7 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def ensure_datasets(data_dir: str) -> None:
-    from mav_jax.data.build import build
+    from mav_jax.data.builders import build
     from mav_jax.train.config_checks import dataset_problems
 
     for config in ("tiny", "tiny64"):

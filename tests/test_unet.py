@@ -104,6 +104,20 @@ def test_transplant_refuses_an_image_model_of_another_shape(image_cfg, video_une
         transplant_spatial_params(abstract_params(image_cfg.replace(num_res_blocks=2)), video_unet)
 
 
+def test_a_clip_conditioned_source_seeds_an_unconditioned_stage(image_cfg):
+    """Keyframes conditioned on CLIP -> interpolation without: the conditioning layers are left
+    out only when asked, and every other weight is copied."""
+    assert image_cfg.embedding_dim > 0
+    source = SpatioTemporalUNet(image_cfg, rngs=nnx.Rngs(1))
+    target = SpatioTemporalUNet(image_cfg.replace(embedding_dim=0), rngs=nnx.Rngs(2))
+    with pytest.raises(ValueError, match="absent from the video model"):
+        transplant_spatial_params(nnx.state(source, nnx.Param), target)
+    transplant_spatial_params(nnx.state(source, nnx.Param), target, drop_embedding_conditioning=True)
+    source_params = flat_params(source)
+    for path, var in flat_params(target).items():
+        np.testing.assert_array_equal(var[...], source_params[path][...])
+
+
 def _perturb_temporal(model: SpatioTemporalUNet) -> SpatioTemporalUNet:
     """A copy whose temporal convs and attention outputs are no longer the identity."""
     model = nnx.clone(model)

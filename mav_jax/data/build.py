@@ -17,47 +17,14 @@ import sys
 
 from absl import app, flags
 
+from mav_jax.data.builders import BUILDERS, build
+
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where TFDS writes the dataset (local or gs://).")
 _CONFIG = flags.DEFINE_string("config", None, "moving_digits builder config: tiny, small or tiny64.")
 _SOURCE = flags.DEFINE_string("source", None, "video_collection: a .csv/.tsv/.jsonl or a folder.")
 _NAME = flags.DEFINE_string("name", "default", "video_collection: the config name to build as.")
 _FRAME_SIZE = flags.DEFINE_integer("frame_size", 64, "video_collection: square frame size.")
 _MIN_FRAMES = flags.DEFINE_integer("min_frames", 16, "video_collection: skip shorter videos.")
-
-BUILDERS = ("moving_digits", "video_collection", "image_collection")
-
-
-def build(name: str, data_dir: str, config: str | None = None, **collection):
-    """Build a registered builder; returns it."""
-    if name == "moving_digits":
-        from mav_jax.data.moving_digits import MovingDigits
-
-        builder = MovingDigits(config=config, data_dir=data_dir, file_format="array_record")
-    elif name == "video_collection":
-        from mav_jax.data.video_collection import VideoCollection, VideoCollectionConfig
-
-        if not collection.get("source"):
-            raise ValueError("video_collection needs --source=MANIFEST_OR_FOLDER.")
-        builder = VideoCollection(
-            config=VideoCollectionConfig(**collection),
-            data_dir=data_dir,
-            file_format="array_record",
-        )
-    elif name == "image_collection":
-        from mav_jax.data.image_collection import ImageCollection, ImageCollectionConfig
-
-        if not collection.get("source"):
-            raise ValueError("image_collection needs --source=MANIFEST_OR_FOLDER.")
-        collection.pop("min_frames", None)
-        builder = ImageCollection(
-            config=ImageCollectionConfig(**collection),
-            data_dir=data_dir,
-            file_format="array_record",
-        )
-    else:
-        raise ValueError(f"Unknown dataset '{name}'; choose one of {BUILDERS}.")
-    builder.download_and_prepare()
-    return builder
 
 
 def main(argv) -> None:

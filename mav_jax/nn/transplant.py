@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
-from mav_jax.nn.unet import is_temporal_path
+from mav_jax.nn.unet import is_embedding_path, is_temporal_path
 from mav_jax.state_paths import Path, flat_params, path_key
 
 
@@ -29,16 +29,21 @@ def _is_widened_input_kernel(path: Path, source: tuple, target: tuple) -> bool:
 
 
 def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module,
-                              expand_input_channels: bool = False) -> set[Path]:  # fmt: skip
+                              expand_input_channels: bool = False,
+                              drop_embedding_conditioning: bool = False) -> set[Path]:  # fmt: skip
     """Copy every parameter of `image_state` into `video_model` (in place).
 
     Returns the paths that were not overwritten (the temporal ones). Raises if the image state has
     a parameter the video model lacks or with another shape, or if a non-temporal video parameter
     would be left uninitialised: those mean the two configs differ in more than `temporal`.
     With `expand_input_channels` the input conv may take extra channels (a stage initialised from
-    one with fewer inputs); their kernel slices start at zero.
+    one with fewer inputs); their kernel slices start at zero. With `drop_embedding_conditioning`
+    a source conditioned on the CLIP embedding may seed a target that is not (keyframes ->
+    interpolation without CLIP): the source's embedding-conditioning parameters are left out.
     """
     image = flat_params(image_state)
+    if drop_embedding_conditioning and not any(map(is_embedding_path, flat_params(video_model))):
+        image = {p: v for p, v in image.items() if not is_embedding_path(p)}
     video_state = nnx.state(video_model, nnx.Param)
     video = flat_params(video_state)
     missing = sorted(set(image) - set(video))

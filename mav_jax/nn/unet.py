@@ -38,6 +38,16 @@ FPS_EMBEDDING = "fps_embedding"
 TEMPORAL_NAMES = frozenset({TEMPORAL_CONV, TEMPORAL_NORM, TEMPORAL_ATTENTION, FPS_EMBEDDING})
 
 
+# Parameters that exist only to condition on the CLIP image embedding.
+EMBEDDING_NAMES = frozenset({"embedding_proj", "context_proj", "context_norm", "null_embedding",
+                             "cross_attention", "cross_norm"})  # fmt: skip
+
+
+def is_embedding_path(path: Sequence[object]) -> bool:
+    """True for a parameter path of the CLIP-embedding conditioning (projections, cross-attention)."""
+    return any(str(part) in EMBEDDING_NAMES for part in path)
+
+
 def is_temporal_path(path: Sequence[object]) -> bool:
     """True for a parameter path that belongs to a temporal layer (or the fps embedding)."""
     return any(str(getattr(part, "key", part)) in TEMPORAL_NAMES for part in path)

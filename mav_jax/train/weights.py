@@ -145,5 +145,7 @@ def initialize_from(path: str, graphdef: nnx.GraphDef, params: nnx.State, mesh: 
     model = nnx.merge(graphdef, params)
     # Same model: every weight copied. Image -> video: temporal layers stay new. Fewer -> more
     # input channels (keyframes -> interpolation): the new channels start at zero.
-    transplant_spatial_params(source, model, expand_input_channels=True)
+    # A target without CLIP conditioning leaves the source's conditioning layers out.
+    transplant_spatial_params(source, model, expand_input_channels=True,
+                              drop_embedding_conditioning=True)  # fmt: skip
     return nnx.state(model, nnx.Param)
