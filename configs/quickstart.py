@@ -39,13 +39,13 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
 
     c = clip.get_config("tiny")
     c.data.update(data_dir=data_dir, resolution=32)
-    _train(c, steps(1500), 64, 1e-3)
+    _train(c, steps(800), 64, 1e-3)
     runs.append(("clip", c))
 
     c = prior.get_config("tiny")
     c.clip_from = f"{exports}/clip"
     c.data.update(data_dir=data_dir, resolution=32)
-    _train(c, steps(1500), 64, 5e-4)
+    _train(c, steps(800), 64, 5e-4)
     runs.append(("prior", c))
 
     for phase in ("image", "video"):
@@ -55,28 +55,28 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
         c.data.update(data_dir=data_dir, resolution=16, num_frames=5, frame_skips=(3,))
         if phase == "video":
             c.init_from = f"{exports}/keyframes_image"
-            _train(c, steps(300), 16, 5e-4, temporal_only=False, num_samples=4, sample_steps=25)
+            _train(c, steps(200), 16, 5e-4, num_samples=4, sample_steps=20)
         else:
-            _train(c, steps(1500), 64, 1e-3, num_samples=4, sample_steps=25)
+            _train(c, steps(1200), 64, 1e-3, num_samples=4, sample_steps=20)
         runs.append((f"keyframes_{phase}", c))
 
     c = interpolation.get_config("tiny")
     c.init_from = f"{exports}/keyframes"
     c.unet.update({**UNET, "embedding_dim": 0})
     c.data.update(data_dir=data_dir, resolution=16, num_keyframes=5, keyframe_skip=3)
-    _train(c, steps(400), 16, 5e-4, num_samples=4, sample_steps=25)
+    _train(c, steps(150), 8, 5e-4, num_samples=4, sample_steps=20)
     runs.append(("interpolation", c))
 
     c = sr_low.get_config("tiny")
     c.unet.update({**UNET, "embedding_dim": 0})
     c.data.update(data_dir=data_dir, resolution=32, factor=2, num_frames=4)
-    _train(c, steps(400), 16, 5e-4, num_samples=4, sample_steps=25)
+    _train(c, steps(150), 8, 5e-4, num_samples=4, sample_steps=20)
     runs.append(("sr_low", c))
 
     c = sr_high.get_config("tiny")
     c.unet.update({**UNET, "embedding_dim": 0})
     c.data.update(dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, factor=2)
-    _train(c, steps(600), 32, 5e-4, num_samples=4, sample_steps=25)
+    _train(c, steps(200), 8, 5e-4, num_samples=4, sample_steps=20)
     runs.append(("sr_high", c))
     return runs
 

@@ -138,6 +138,14 @@ class Cascade:
             return SOURCE_FPS / min(self.stages["interpolation"].stage.clips.frame_skips)
         return SOURCE_FPS / min(self.stages["keyframes"].stage.clips.frame_skips)
 
+    def keyframe_fps(self, options: SamplingOptions) -> float:
+        """The keyframes' frame rate: the output's, divided by the interpolation's frame skip."""
+        skip = self.stages["interpolation"].stage.keyframe_skip if "interpolation" in self.stages else 1
+        return self.output_fps(options) / skip
+
+    def fps_of(self, stage: str, options: SamplingOptions) -> float:
+        return self.keyframe_fps(options) if stage == "keyframes" else self.output_fps(options)
+
     # -- stages ---------------------------------------------------------------------------------
 
     def embed_prompts(self, prompts: list[str], options: SamplingOptions) -> jax.Array:
@@ -161,8 +169,7 @@ class Cascade:
 
     def keyframes(self, embeddings: jax.Array, options: SamplingOptions) -> jax.Array:
         kf = self.stages["keyframes"]
-        skip = self.stages["interpolation"].stage.keyframe_skip if "interpolation" in self.stages else 1
-        fps = self.output_fps(options) / skip
+        fps = self.keyframe_fps(options)
         guidance = options.guidance or float(kf.config.diffusion.guidance_scale)
         embeddings, n = self._pad(np.asarray(embeddings))
         key = jax.random.fold_in(jax.random.key(options.seed), 1)

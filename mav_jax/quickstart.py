@@ -83,10 +83,9 @@ def main(argv) -> None:
     outputs = cascade.text_to_video(list(quickstart.PROMPTS), options)
     samples = os.path.join(workdir, "samples")
     os.makedirs(samples, exist_ok=True)
-    fps = cascade.output_fps(options)
     captions = []
     for stage_name, videos in outputs.items():
-        rate = fps / 3 if stage_name == "keyframes" else fps
+        rate = cascade.fps_of(stage_name, options)
         for i, video in enumerate(to_uint8(videos)):
             prefix = os.path.join(samples, f"prompt_{i}.{stage_name}")
             write_outputs(prefix, video, rate)

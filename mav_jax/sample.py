@@ -89,7 +89,6 @@ def main(argv) -> None:
     except (CascadeError, PromptTooLongError, FileNotFoundError, ValueError) as error:
         sys.exit(f"mav_jax.sample: {error}")
 
-    fps = cascade.output_fps(options)
     stem, _ = os.path.splitext(_OUTPUT.value)
     if os.path.dirname(stem):
         os.makedirs(os.path.dirname(stem), exist_ok=True)
@@ -99,8 +98,7 @@ def main(argv) -> None:
         if name != final and not _KEEP_STAGES.value:
             continue
         videos = to_uint8(videos)
-        rate = fps / cascade.stages["interpolation"].stage.keyframe_skip if (
-            name == "keyframes" and "interpolation" in cascade.stages) else fps  # fmt: skip
+        rate = cascade.fps_of(name, options)
         for i, video in enumerate(videos):
             prefix = stem if len(videos) == 1 else f"{stem}_{i:03d}"
             if name != final:

@@ -41,13 +41,43 @@ def test_unknown_variant_is_rejected():
         common.unet_config("huge")
 
 
-@pytest.mark.parametrize("stage", ["keyframes", "interpolation", "sr_low", "sr_high"])
+# What a config cannot know and the user must supply (local files): the problem names it.
+NEEDS = {("keyframes", "paper"): "clip_from", ("prior", "tiny"): "clip_from",
+         ("prior", "paper"): "clip_from", ("clip", "paper"): "bpe_simple_vocab_16e6"}  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", ["clip", "prior", "keyframes", "interpolation", "sr_low", "sr_high"])
 @pytest.mark.parametrize("variant", common.VARIANTS)
 def test_every_stage_config_describes_a_runnable_stage(stage, variant):
     from mav_jax.stages import stage_from_config
 
     built = stage_from_config(_load(stage).get_config(variant))
-    assert built.name == stage and built.problems() == []
-    assert built.unet.extra_in_channels == {"interpolation": 4, "sr_low": 3, "sr_high": 3}.get(stage, 0)
-    # keyframes start in the image phase; SR_h never has temporal layers
-    assert built.unet.temporal == (stage in ("interpolation", "sr_low"))
+    assert built.name == stage
+    need = NEEDS.get((stage, variant))
+    assert [need in p for p in built.problems()] == ([True] if need else [])
+    if hasattr(built, "unet"):
+        assert built.unet.extra_in_channels == {"interpolation": 4, "sr_low": 3, "sr_high": 3}.get(stage, 0)
+        # keyframes start in the image phase; SR_h never has temporal layers
+        assert built.unet.temporal == (stage in ("interpolation", "sr_low"))
+
+
+def test_the_quickstart_recipe_is_one_consistent_cascade(tmp_path):
+    """Every run of configs/quickstart.py builds, and the stages chain: each input resolution is
+    the previous output, the keyframes are spaced as the interpolation expects, and each later
+    stage reads the exports of the earlier ones."""
+    from configs import quickstart
+    from mav_jax.cascade import LoadedStage, _resolution_problems
+    from mav_jax.stages import stage_from_config
+
+    runs = dict(quickstart.stages(str(tmp_path / "data"), str(tmp_path), scale=1.0))
+    assert list(runs) == list(quickstart.EXPORTS)
+    built = {quickstart.EXPORTS[name]: stage_from_config(config) for name, config in runs.items()}
+    loaded = {name: LoadedStage(stage, None, None, None) for name, stage in built.items()
+              if name in ("keyframes", "interpolation", "sr_low", "sr_high")}  # fmt: skip
+    assert _resolution_problems(loaded) == []
+    keyframes, interp = built["keyframes"], built["interpolation"]
+    assert keyframes.clips.frame_skips == (interp.keyframe_skip,)  # keyframes at 1/k the frame rate
+    assert keyframes.unet.embedding_dim == built["clip"].clip.embed_dim == built["prior"].prior.embed_dim
+    assert runs["prior"].clip_from == runs["keyframes_video"].clip_from == str(tmp_path / "checkpoints/clip")
+    assert runs["keyframes_video"].init_from == str(tmp_path / "checkpoints/keyframes_image")
+    assert runs["interpolation"].init_from == str(tmp_path / "checkpoints/keyframes")

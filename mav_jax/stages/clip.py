@@ -55,7 +55,10 @@ class ClipStage:
         return CLIP(self.clip, rngs=rngs)
 
     def problems(self) -> list[str]:
-        vocab = ClipTokenizer.from_spec(self.tokenizer).vocab_size
+        try:
+            vocab = ClipTokenizer.from_spec(self.tokenizer).vocab_size
+        except (FileNotFoundError, ValueError) as error:
+            return [f"config.clip_tokenizer: {error}"]
         if vocab != self.clip.vocab_size:
             return [f"config.clip.vocab_size={self.clip.vocab_size} but the tokenizer "
                     f"'{self.tokenizer}' has {vocab} tokens; set it to {vocab} (or 0)"]  # fmt: skip
