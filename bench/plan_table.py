@@ -45,7 +45,7 @@ def plan(stage: str, mesh: str, bpe: str) -> dict:
                    f"--mesh={mesh}", "--nocompile", "--hbm_gib=16,32,95", f"--json={out.name}",
                    *flags]  # fmt: skip
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-        return json.load(open(out.name))
+        return json.loads(pathlib.Path(out.name).read_text())
 
 
 def table(plans: dict) -> str:
@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     bpe = openai_bpe()
-    plans = json.load(open(args.json)) if os.path.exists(args.json) else {}
+    plans = json.loads(pathlib.Path(args.json).read_text()) if os.path.exists(args.json) else {}
     for stage in args.stages:
         plans[stage] = plan(stage, args.mesh, bpe)
         print(f"planned {stage}", file=sys.stderr, flush=True)

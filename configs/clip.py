@@ -28,6 +28,21 @@ def clip_model_config(variant: str) -> ml_collections.ConfigDict:
     ))  # fmt: skip
 
 
+def tokenizer_spec(variant: str) -> str:
+    """'digits' (BPE over the embedded set's captions), a tokenizer.json, or OpenAI's
+    bpe_simple_vocab_16e6.txt.gz (a local file; nothing is downloaded)."""
+    return "digits" if common.check_variant(variant) == "tiny" else "bpe_simple_vocab_16e6.txt.gz"
+
+
+def image_text_data(variant: str) -> ml_collections.ConfigDict:
+    """The captioned-image data the CLIP and prior stages train on."""
+    tiny = common.check_variant(variant) == "tiny"
+    return ml_collections.ConfigDict(dict(
+        dataset="moving_digits/tiny" if tiny else "moving_digits/small", data_dir="",
+        split="image_text", resolution=32 if tiny else 64, worker_count=0,
+    ))  # fmt: skip
+
+
 def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     variant = common.check_variant(variant)
     tiny = variant == "tiny"
@@ -36,16 +51,8 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.variant = variant
     config.seed = 0
     config.clip = clip_model_config(variant)
-    # 'digits' (BPE over the embedded set's captions), a tokenizer.json, or OpenAI's
-    # bpe_simple_vocab_16e6.txt.gz (a local file; nothing is downloaded).
-    config.clip_tokenizer = "digits" if tiny else "bpe_simple_vocab_16e6.txt.gz"
-
-    config.data = ml_collections.ConfigDict()
-    config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"
-    config.data.data_dir = ""
-    config.data.split = "image_text"
-    config.data.resolution = 32 if tiny else 64
-    config.data.worker_count = 0
+    config.clip_tokenizer = tokenizer_spec(variant)
+    config.data = image_text_data(variant)
 
     config.train = common.train_config(variant)
     config.train.learning_rate = 5e-4

@@ -23,7 +23,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.variant = variant
     config.seed = 0
     config.clip_from = ""  # a CLIP export directory (required)
-    config.clip_tokenizer = "digits" if tiny else "bpe_simple_vocab_16e6.txt.gz"
+    config.clip_tokenizer = clip_configs.tokenizer_spec(variant)
     config.prior = ml_collections.ConfigDict(dict(
         embed_dim=clip.embed_dim, text_width=clip.text_width, context_length=clip.context_length,
         width=128 if tiny else 2048, depth=2 if tiny else 24, num_heads=2 if tiny else 32,
@@ -33,12 +33,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.diffusion.sampling_steps = 25 if tiny else 64  # unCLIP samples its prior in 64 steps
     config.diffusion.guidance_scale = 2.0 if tiny else 4.0
 
-    config.data = ml_collections.ConfigDict()
-    config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"
-    config.data.data_dir = ""
-    config.data.split = "image_text"
-    config.data.resolution = 32 if tiny else 64
-    config.data.worker_count = 0
+    config.data = clip_configs.image_text_data(variant)
 
     config.train = common.train_config(variant)
     config.train.global_batch_size = 32 if tiny else 4096

@@ -68,7 +68,10 @@ def main(argv) -> None:
     data_dir = _DATA_DIR.value or os.path.join(workdir, "data")
     os.makedirs(workdir, exist_ok=True)
     timings_path = os.path.join(workdir, "timings.json")
-    timings = json.load(open(timings_path)) if os.path.exists(timings_path) else {}
+    timings = {}
+    if os.path.exists(timings_path):
+        with open(timings_path) as f:
+            timings = json.load(f)
     began = time.perf_counter()
     ensure_datasets(data_dir)
     timings["datasets"] = timings.get("datasets", 0.0) + time.perf_counter() - began

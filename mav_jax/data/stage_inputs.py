@@ -5,6 +5,11 @@ from __future__ import annotations
 import grain.python as grain
 import numpy as np
 
+from mav_jax.data.augment import CropFlipScale
+from mav_jax.data.clips import ClipSampling, SampleClip
+
+SINGLE_FRAME = ClipSampling(num_frames=1, frame_skips=(1,))  # images: one-frame clips
+
 
 def keyframe_mask(num_frames: int, keyframe_skip: int) -> np.ndarray:
     """(F,) float32: 1 at the keyframes 0, k, 2k, ..., 0 at the frames to generate."""
@@ -66,3 +71,10 @@ class Tokenize(grain.MapTransform):
         caption = caption.decode("utf-8") if isinstance(caption, bytes) else str(caption)
         tokens = self._tokenizer.encode([caption], self.context_length, truncate=True)[0]
         return {**element, "tokens": tokens}
+
+
+def captioned_image_operations(resolution: int, tokenizer_spec: str, context_length: int) -> list:
+    """The image-text pipeline of the CLIP and prior stages: one frame of each record, cropped and
+    scaled to `resolution` (B, 1, H, W, 3), and its caption as 'tokens' (B, L)."""
+    return [SampleClip(SINGLE_FRAME), CropFlipScale(resolution, flip=False),
+            Tokenize(tokenizer_spec, context_length)]  # fmt: skip

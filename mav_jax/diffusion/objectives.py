@@ -48,7 +48,8 @@ def diffusion_loss(
     """Mean squared error of `model_fn(x_t, t)` against the target, in float32.
 
     t is uniform over [0, T) per example. `weights` (broadcastable to x0) weight elements, e.g. to
-    leave conditioning frames out of the loss. Returns (loss, aux) with the per-example losses.
+    leave conditioning frames out of the loss. Returns (loss, aux) with the per-example losses
+    and the network's output (what stages compute their logged metrics from).
     """
     t_key, noise_key = jax.random.split(key)
     batch = x0.shape[0]
@@ -58,10 +59,11 @@ def diffusion_loss(
     x_t = q_sample(schedule, x0, t, noise)
     alpha, sigma = (broadcast_to_rank(v, x0.ndim) for v in schedule.alpha_sigma(t))
     target = prediction_target(prediction, x0, noise, alpha, sigma)
-    sq = jnp.square(model_fn(x_t, t).astype(jnp.float32) - target)
+    output = model_fn(x_t, t).astype(jnp.float32)
+    sq = jnp.square(output - target)
     if weights is None:
         per_example = sq.reshape(batch, -1).mean(axis=1)
     else:
         w = jnp.broadcast_to(weights, sq.shape).reshape(batch, -1)
         per_example = (sq.reshape(batch, -1) * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1e-8)
-    return per_example.mean(), {"per_example_loss": per_example, "timesteps": t}
+    return per_example.mean(), {"per_example_loss": per_example, "timesteps": t, "output": output}

@@ -104,6 +104,11 @@ def _block(state: Mapping[str, np.ndarray], prefix: str, heads: int) -> dict:
     }  # fmt: skip
 
 
+def _transformer(state: Mapping[str, np.ndarray], prefix: str, layers: int, heads: int) -> dict:
+    """A tower's residual blocks -> our Transformer's parameters."""
+    return {"blocks": {i: _block(state, f"{prefix}resblocks.{i}.", heads) for i in range(layers)}}
+
+
 def _norm(state, name: str) -> dict:
     return {"scale": state[name + ".weight"], "bias": state[name + ".bias"]}
 
@@ -113,10 +118,7 @@ def convert_state_dict(state: Mapping[str, np.ndarray], config: ClipConfig) -> d
     text = {
         "token_embedding": {"embedding": state["token_embedding.weight"]},
         "positional_embedding": state["positional_embedding"],
-        "transformer": {"blocks": {
-            i: _block(state, f"transformer.resblocks.{i}.", config.text_heads)
-            for i in range(config.text_layers)
-        }},
+        "transformer": _transformer(state, "transformer.", config.text_layers, config.text_heads),
         "final_norm": _norm(state, "ln_final"),
         "projection": state["text_projection"],
     }  # fmt: skip
@@ -125,10 +127,8 @@ def convert_state_dict(state: Mapping[str, np.ndarray], config: ClipConfig) -> d
         "class_embedding": state["visual.class_embedding"],
         "positional_embedding": state["visual.positional_embedding"],
         "pre_norm": _norm(state, "visual.ln_pre"),
-        "transformer": {"blocks": {
-            i: _block(state, f"visual.transformer.resblocks.{i}.", config.vision_heads)
-            for i in range(config.vision_layers)
-        }},
+        "transformer": _transformer(state, "visual.transformer.", config.vision_layers,
+                                    config.vision_heads),
         "post_norm": _norm(state, "visual.ln_post"),
         "projection": state["visual.proj"],
     }  # fmt: skip

@@ -12,9 +12,8 @@ import dataclasses
 import jax
 from flax import nnx
 
-from mav_jax.data.augment import CropFlipScale
-from mav_jax.data.clips import ClipSampling, SampleClip
-from mav_jax.data.stage_inputs import Tokenize
+from mav_jax.data.clips import ClipSampling
+from mav_jax.data.stage_inputs import SINGLE_FRAME, captioned_image_operations
 from mav_jax.models.clip import CLIP, ClipConfig, contrastive_loss
 from mav_jax.models.tokenizer import ClipTokenizer
 
@@ -34,7 +33,7 @@ class ClipStage:
     tokenizer: str = "digits"  # ClipTokenizer.from_spec
     resolution: int = 32  # frames are cropped/scaled to this, then resized to clip.image_size
     split: str = "image_text"
-    clips: ClipSampling = ClipSampling(num_frames=1, frame_skips=(1,))
+    clips: ClipSampling = SINGLE_FRAME
     name: str = "clip"
     logged_metrics: tuple[str, ...] = ("accuracy", "logit_scale")
 
@@ -65,8 +64,7 @@ class ClipStage:
         return []
 
     def operations(self) -> list:
-        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=False),
-                Tokenize(self.tokenizer, self.clip.context_length)]  # fmt: skip
+        return captioned_image_operations(self.resolution, self.tokenizer, self.clip.context_length)
 
     def loss(self, model: CLIP, batch: dict, key: jax.Array):
         """batch: 'video' (B, 1, H, W, 3) in [-1, 1], 'tokens' (B, L): the captions."""

@@ -11,9 +11,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mav_jax.data.augment import CropFlipScale
-from mav_jax.data.clips import ClipSampling, SampleClip
-from mav_jax.data.stage_inputs import Tokenize
+from mav_jax.data.clips import ClipSampling
+from mav_jax.data.stage_inputs import SINGLE_FRAME, captioned_image_operations
 from mav_jax.diffusion import (
     NoiseSchedule,
     condition_keep_mask,
@@ -42,7 +41,7 @@ class PriorStage:
     condition_drop_rate: float = 0.1
     resolution: int = 32
     split: str = "image_text"
-    clips: ClipSampling = ClipSampling(num_frames=1, frame_skips=(1,))
+    clips: ClipSampling = SINGLE_FRAME
     name: str = "prior"
     logged_metrics: tuple[str, ...] = ("cosine",)
 
@@ -70,8 +69,7 @@ class PriorStage:
         return []
 
     def operations(self) -> list:
-        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=False),
-                Tokenize(self.tokenizer, self.prior.context_length)]  # fmt: skip
+        return captioned_image_operations(self.resolution, self.tokenizer, self.prior.context_length)
 
     def conditioner(self, mesh: Mesh):
         """batch -> batch with the frozen CLIP's 'text_tokens', 'text_embedding' and the target
@@ -110,16 +108,11 @@ class PriorStage:
             ),
         }  # fmt: skip
         target = to_diffusion_space(batch["image_embedding"])
-        predicted = []
-
-        def model_fn(x_t, t):
-            out = model(x_t, t, **cond)
-            predicted.append(out)
-            return out
-
-        loss, aux = diffusion_loss(model_fn, target, diffusion_key, self.schedule, "x0")
-        # How close the predicted embedding is to the true one (1 is perfect), over the batch.
-        aux["cosine"] = jnp.mean(cosine_similarity(predicted[0], target))
+        loss, aux = diffusion_loss(
+            lambda x_t, t: model(x_t, t, **cond), target, diffusion_key, self.schedule, "x0"
+        )
+        # How close the predicted embedding (x0) is to the true one (1 is perfect), over the batch.
+        aux["cosine"] = jnp.mean(cosine_similarity(aux["output"], target))
         return loss, aux
 
 
