@@ -57,7 +57,11 @@ def diffusion_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.schedule = "cosine"  # or "linear"
     cfg.num_timesteps = 1000
-    cfg.prediction = "eps"  # "eps", "v" or "x0"
+    # v (Salimans & Ho 2022), as Imagen Video: with eps the x0 implied at high noise is the
+    # network's error over alpha_t (~5e-5 at the cosine schedule's end), so samples from noise
+    # commit early to saturated colour fields (bench/sampling_drift.py measured it).
+    cfg.prediction = "v"  # "eps", "v" or "x0"
+    cfg.min_snr_gamma = 0.0  # > 0: Min-SNR-gamma timestep weighting (Hang et al. 2023), e.g. 5
     cfg.condition_drop_rate = 0.1  # classifier-free guidance dropout at training
     cfg.sampler = "ddim"  # or "ddpm"
     cfg.sampling_steps = 50

@@ -15,10 +15,11 @@ def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_coll
     config.seed = 0
     config.unet = common.unet_config(variant)
     config.unet.embedding_dim = 0
+    # unCLIP's upsamplers (Ramesh et al. 2022, table 3) have no attention layers: at 256-768
+    # pixels attention would dominate memory (and, in the tiny cascade, SR_h's sampling time).
+    # SR^t_l mixes frames with its temporal convs.
+    config.unet.attention_levels = ()
     if not tiny:
-        # unCLIP's upsamplers (Ramesh et al. 2022, table 3) have no attention layers: at 256-768
-        # pixels attention would dominate memory. SR^t_l mixes frames with its temporal convs.
-        config.unet.attention_levels = ()
         if stage == "sr_high":  # the 256 -> 1024 upsampler's shape: narrower, deeper in scale
             config.unet.update(base_channels=192, channel_mults=(1, 1, 2, 2, 4, 4), num_res_blocks=2)
     config.diffusion = common.diffusion_config()

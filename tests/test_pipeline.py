@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from mav_jax.data.augment import CropFlipScale
+from mav_jax.data.augment import CropFlipScale, resize_shorter_side, to_model_range
 from mav_jax.data.clips import (
     ClipSampling,
     SampleClip,
@@ -178,3 +178,28 @@ def test_moving_digits_clips_flow_through_to_interpolation_batches(tmp_path):
     )
     np.testing.assert_allclose(batch["fps"], 24.0 / batch["frame_skip"])
     assert -1.0 <= batch["video"].min() < batch["video"].max() <= 1.0
+
+
+def test_resize_fit_keeps_the_whole_scene_and_crop_fit_keeps_native_pixels():
+    video = np.zeros((2, 32, 48, 3), np.uint8)  # (F, H, W, 3): a bright square in one corner
+    video[:, :8, :8] = 255
+    rng = np.random.default_rng(0)
+    resized = CropFlipScale(16, flip=False).random_map({"video": video}, rng)["video"]
+    assert resized.shape == (2, 16, 16, 3)
+    # 32x48 -> 16x24 (the whole scene, shrunk), then a 16x16 window of it.
+    scene = resize_shorter_side(video, 16)
+    assert scene.shape == (2, 16, 24, 3)
+    bright = scene[0, :, :, 0] > 127
+    assert bright[:4, :4].all() and bright.sum() == 16  # the 8x8 square is now 4x4
+    windows = [(to_model_range(scene[:, :, x : x + 16]) == resized).all() for x in range(9)]
+    assert any(windows), "the window is a 16x16 crop of the resized scene"
+    np.testing.assert_array_equal(resized[0], resized[1])  # the same window for every frame
+
+    patch = CropFlipScale(16, flip=False, fit="crop").random_map({"video": video}, rng)["video"]
+    assert patch.shape == (2, 16, 16, 3)
+    assert set(np.unique(patch)) <= {-1.0, 1.0}  # native pixels, never interpolated
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        CropFlipScale(64, fit="crop").random_map({"video": video}, rng)
+    assert CropFlipScale(64).random_map({"video": video}, rng)["video"].shape == (2, 64, 64, 3)
+    with pytest.raises(ValueError, match="fit must be"):
+        CropFlipScale(16, fit="stretch")

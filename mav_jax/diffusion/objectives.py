@@ -37,6 +37,19 @@ def predict_x0_and_eps(prediction: str, output, x_t, alpha, sigma) -> tuple[jax.
     return output, (x_t - alpha * output) / sigma
 
 
+def min_snr_weight(prediction: str, snr: jax.Array, gamma: float) -> jax.Array:
+    """Min-SNR-gamma loss weights (Hang et al. 2023), per example: each timestep's loss counts as
+    an x0 error weighted min(SNR, gamma), so the nearly clean steps, whose x0 error is tiny and
+    easy, stop dominating the gradient. The paper measures ~3x faster convergence."""
+    _check(prediction)
+    clipped = jnp.minimum(snr, gamma)
+    if prediction == "eps":  # eps MSE = SNR * x0 MSE
+        return clipped / snr
+    if prediction == "v":  # v MSE = (SNR + 1) * x0 MSE
+        return clipped / (snr + 1.0)
+    return clipped
+
+
 def diffusion_loss(
     model_fn: Callable[[jax.Array, jax.Array], jax.Array],
     x0: jax.Array,
@@ -44,11 +57,13 @@ def diffusion_loss(
     schedule: NoiseSchedule,
     prediction: str = "eps",
     weights: jax.Array | None = None,
+    min_snr_gamma: float = 0.0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Mean squared error of `model_fn(x_t, t)` against the target, in float32.
 
     t is uniform over [0, T) per example. `weights` (broadcastable to x0) weight elements, e.g. to
-    leave conditioning frames out of the loss. Returns (loss, aux) with the per-example losses
+    leave conditioning frames out of the loss; `min_snr_gamma` > 0 weights timesteps by
+    `min_snr_weight`. Returns (loss, aux) with the per-example losses (unweighted by timestep)
     and the network's output (what stages compute their logged metrics from).
     """
     t_key, noise_key = jax.random.split(key)
@@ -66,4 +81,8 @@ def diffusion_loss(
     else:
         w = jnp.broadcast_to(weights, sq.shape).reshape(batch, -1)
         per_example = (sq.reshape(batch, -1) * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1e-8)
-    return per_example.mean(), {"per_example_loss": per_example, "timesteps": t, "output": output}
+    loss = per_example.mean()
+    if min_snr_gamma > 0:
+        abar = schedule.alphas_cumprod[t]
+        loss = jnp.mean(per_example * min_snr_weight(prediction, abar / (1.0 - abar), min_snr_gamma))
+    return loss, {"per_example_loss": per_example, "timesteps": t, "output": output}

@@ -38,6 +38,7 @@ class InterpolationStage(UNetStage):
     keyframe_skip: int
     mode_weights: tuple[float, float, float] = (0.7, 0.15, 0.15)
     prediction: str = "eps"
+    min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     resolution: int = 32
     split: str = "video"
     flip: bool = False
@@ -58,6 +59,7 @@ class InterpolationStage(UNetStage):
             keyframe_skip=data.keyframe_skip,
             mode_weights=tuple(data.mode_weights),
             prediction=config.diffusion.prediction,
+            min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             resolution=data.resolution,
             split=data.video_split,
             flip=data.flip,
@@ -94,7 +96,7 @@ class InterpolationStage(UNetStage):
 
         to_generate = (1.0 - mask)[:, :, None, None, None]  # (B, F, 1, 1, 1)
         return diffusion_loss(model_fn, video, diffusion_key, self.schedule, self.prediction,
-                              weights=to_generate)  # fmt: skip
+                              weights=to_generate, min_snr_gamma=self.min_snr_gamma)  # fmt: skip
 
     def generate(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, video: jax.Array,
                  mask: jax.Array, fps: jax.Array, num_steps: int) -> jax.Array:  # fmt: skip

@@ -37,6 +37,7 @@ SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURC
 class KeyframeStage(UNetStage):
     schedule: NoiseSchedule
     prediction: str = "eps"
+    min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     condition_drop_rate: float = 0.1
     unet: UNetConfig = UNetConfig()
     phase: str = "video"
@@ -63,6 +64,7 @@ class KeyframeStage(UNetStage):
         return cls(
             schedule=make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps),
             prediction=config.diffusion.prediction,
+            min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             condition_drop_rate=config.diffusion.condition_drop_rate,
             unet=unet,
             phase=phase,
@@ -134,7 +136,8 @@ class KeyframeStage(UNetStage):
             return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
 
         return diffusion_loss(
-            model_fn, batch["video"], diffusion_key, self.schedule, self.prediction
+            model_fn, batch["video"], diffusion_key, self.schedule, self.prediction,
+            min_snr_gamma=self.min_snr_gamma,
         )
 
     def generate(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,

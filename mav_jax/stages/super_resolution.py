@@ -41,6 +41,7 @@ class SuperResolutionStage(UNetStage):
     max_aug_fraction: float = 0.2  # training noise augmentation: t_aug ~ U[0, fraction * T)
     sample_aug_fraction: float = 0.1  # the fixed augmentation level at sampling
     prediction: str = "eps"
+    min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     split: str = "video"
     flip: bool = False
     source_fps: float = 24.0
@@ -64,6 +65,7 @@ class SuperResolutionStage(UNetStage):
             max_aug_fraction=config.diffusion.max_aug_fraction,
             sample_aug_fraction=config.diffusion.sample_aug_fraction,
             prediction=config.diffusion.prediction,
+            min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             split=data.video_split if video else data.image_split,
             flip=data.flip,
             name=name,
@@ -88,7 +90,7 @@ class SuperResolutionStage(UNetStage):
         return found
 
     def operations(self) -> list:
-        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip),
+        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip, fit="crop"),
                 LowResolution(self.factor)]  # fmt: skip
 
     def _conditioning(self, low_res: jax.Array, aug_t: jax.Array, key: jax.Array, fps,
@@ -114,7 +116,7 @@ class SuperResolutionStage(UNetStage):
             return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
 
         return diffusion_loss(model_fn, batch["video"], diffusion_key, self.schedule,
-                              self.prediction)  # fmt: skip
+                              self.prediction, min_snr_gamma=self.min_snr_gamma)  # fmt: skip
 
     def upscale(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array,
                 low_res: jax.Array, fps: jax.Array | None, num_steps: int) -> jax.Array:  # fmt: skip
