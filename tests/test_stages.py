@@ -93,3 +93,25 @@ def test_a_stage_with_more_input_channels_starts_as_the_one_it_is_initialised_fr
                                source(x, jnp.array([5]), **cond), atol=1e-5)  # fmt: skip
     with pytest.raises(ValueError, match="Shape mismatch"):
         transplant_spatial_params(nnx.state(source, nnx.Param), SpatioTemporalUNet(video_cfg, rngs=nnx.Rngs(5)))
+
+
+def test_super_resolution_trains_on_native_patches_when_asked(digits_data_dir):
+    config = _config(sr_high, digits_data_dir, resolution=16, factor=2, crop=8)
+    stage = stage_from_config(config)
+    assert stage.problems() == []
+    record = {"video": np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), np.uint8),
+              "fps": np.float32(24.0)}
+    for op in stage.operations():
+        record = op.random_map(record, np.random.default_rng(1)) if hasattr(op, "random_map") \
+            else op.map(record)  # fmt: skip
+    assert record["video"].shape == (1, 8, 8, 3) and record["low_res"].shape == (1, 4, 4, 3)
+    batch = {k: jnp.asarray(v)[None] for k, v in record.items()}  # a batch of one patch
+    model = SpatioTemporalUNet(stage.unet, rngs=nnx.Rngs(0))
+    loss, _ = stage.loss(model, batch, jax.random.key(0))
+    assert np.isfinite(float(loss))
+    assert stage.resolution == 16  # sampling still makes whole 16x16 frames
+    config.data.crop = 7  # not divisible by the factor (nor by the U-Net's downsampling)
+    problems = stage_from_config(config).problems()
+    assert any("config.data.crop=7" in p for p in problems), problems
+    config.data.crop = 32
+    assert any("must be at most" in p for p in stage_from_config(config).problems())

@@ -38,6 +38,7 @@ class SuperResolutionStage(UNetStage):
     clips: ClipSampling
     factor: int  # output resolution / input resolution
     resolution: int  # output resolution
+    crop: int = 0  # training window in native pixels (a patch of the target); 0: the whole frame
     max_aug_fraction: float = 0.2  # training noise augmentation: t_aug ~ U[0, fraction * T)
     sample_aug_fraction: float = 0.1  # the fixed augmentation level at sampling
     prediction: str = "eps"
@@ -62,6 +63,7 @@ class SuperResolutionStage(UNetStage):
                                frame_skips=tuple(data.frame_skips) if video else (1,)),
             factor=data.factor,
             resolution=data.resolution,
+            crop=data.get("crop", 0),
             max_aug_fraction=config.diffusion.max_aug_fraction,
             sample_aug_fraction=config.diffusion.sample_aug_fraction,
             prediction=config.diffusion.prediction,
@@ -85,18 +87,28 @@ class SuperResolutionStage(UNetStage):
             found.append(f"config.data.factor={self.factor} must be >= 2 and divide "
                          f"config.data.resolution={self.resolution}")  # fmt: skip
         found += resolution_problems(self.resolution, self.unet)
+        if self.crop and not (self.crop <= self.resolution and self.crop % self.factor == 0):
+            found.append(f"config.data.crop={self.crop} must be at most config.data.resolution="
+                         f"{self.resolution} and divisible by config.data.factor={self.factor}")  # fmt: skip
+        if self.crop:
+            found += [p.replace("config.data.resolution", "config.data.crop")
+                      for p in resolution_problems(self.crop, self.unet)]  # fmt: skip
         if self.unet.embedding_dim:
             found.append("config.unet.embedding_dim must be 0: the SR stages are not text-conditioned")
         return found
 
     def operations(self) -> list:
-        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip, fit="crop"),
+        """Native-pixel windows of the target (patches of `crop` when set: the U-Net has no
+        attention, so what it learns on patches holds on whole frames) and their low-res input."""
+        window = self.crop or self.resolution
+        return [SampleClip(self.clips), CropFlipScale(window, flip=self.flip, fit="crop"),
                 LowResolution(self.factor)]  # fmt: skip
 
     def _conditioning(self, low_res: jax.Array, aug_t: jax.Array, key: jax.Array, fps,
                       shared_noise: bool = False) -> dict:  # fmt: skip
-        """Upsampled, noise-augmented low-res input (B, F, H, W, 3) and its conditioning."""
-        up = upsample(low_res, self.resolution)
+        """Upsampled, noise-augmented low-res input (B, F, H, W, 3) and its conditioning; H is
+        `factor` x the input's (the output resolution, or the crop when training on patches)."""
+        up = upsample(low_res, low_res.shape[2] * self.factor)
         noise = initial_noise(key, up.shape, same_for_all_frames=shared_noise)
         cond = {"extra": q_sample(self.schedule, up, aug_t, noise),
                 "noise_aug_level": aug_t.astype(jnp.float32)}  # fmt: skip
