@@ -33,8 +33,9 @@ def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_coll
     config.data.video_split = "video"
     config.data.resolution = resolution  # output size; the input is resolution / factor
     config.data.factor = factor
-    config.data.crop = 0  # train on native-pixel patches of this size (0: whole frames); sampling
-    # always makes whole frames, which the attention-free U-Net allows
+    config.data.crop = 0  # train on native-pixel patches of this size (0: whole frames); the cascade
+    # samples whole frames, which the attention-free U-Net allows (the trainer's own samples
+    # upscale training batches, so they are patches too)
     config.data.num_frames = 4 if tiny else 16  # sr_low only; sr_high trains on images
     config.data.frame_skips = (1, 2)
     config.data.flip = False
