@@ -54,13 +54,13 @@ def example_batch(stage, batch_size: int) -> dict:
     import jax
     import numpy as np
 
+    from mav_jax.data.loader import transform_record
+
     frames = (stage.num_frames - 1) * max(stage.clips.frame_skips) + 1
     size = stage.resolution
     record = {"video": np.zeros((frames, size, size, 3), np.uint8), "fps": np.float32(24.0),
               "caption": b"a caption"}  # fmt: skip
-    rng = np.random.default_rng(0)
-    for op in stage.operations():
-        record = op.random_map(record, rng) if hasattr(op, "random_map") else op.map(record)
+    record = transform_record(stage.operations(), record, np.random.default_rng(0))
     batch = {
         k: jax.ShapeDtypeStruct((batch_size, *np.shape(v)), np.asarray(v).dtype)
         for k, v in record.items() if np.asarray(v).dtype.kind in "fiub"

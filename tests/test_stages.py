@@ -9,6 +9,7 @@ from flax import nnx
 from trainer_helpers import TINY
 
 from configs import interpolation, sr_high, sr_low
+from mav_jax.data.loader import transform_record
 from mav_jax.data.video_io import read_video
 from mav_jax.nn import SpatioTemporalUNet, transplant_spatial_params
 from mav_jax.stages import stage_from_config
@@ -101,9 +102,7 @@ def test_super_resolution_trains_on_native_patches_when_asked(digits_data_dir):
     assert stage.problems() == []
     record = {"video": np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), np.uint8),
               "fps": np.float32(24.0)}
-    for op in stage.operations():
-        record = op.random_map(record, np.random.default_rng(1)) if hasattr(op, "random_map") \
-            else op.map(record)  # fmt: skip
+    record = transform_record(stage.operations(), record, np.random.default_rng(1))
     assert record["video"].shape == (1, 8, 8, 3) and record["low_res"].shape == (1, 4, 4, 3)
     batch = {k: jnp.asarray(v)[None] for k, v in record.items()}  # a batch of one patch
     model = SpatioTemporalUNet(stage.unet, rngs=nnx.Rngs(0))

@@ -40,6 +40,13 @@ def make_loader(
     )
 
 
+def transform_record(operations: Sequence, record: dict, rng: np.random.Generator) -> dict:
+    """One record through a stage's transforms outside a loader (planning, inspection, tests)."""
+    for op in operations:
+        record = op.random_map(record, rng) if hasattr(op, "random_map") else op.map(record)
+    return record
+
+
 def global_batch(local: dict, mesh: Mesh, batch_axes=("data", "fsdp")) -> dict:
     """This process's numeric arrays -> global jax.Arrays sharded on the batch over `batch_axes`."""
     sharding = NamedSharding(mesh, PartitionSpec(batch_axes))

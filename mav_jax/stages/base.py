@@ -54,11 +54,12 @@ def to_uint8(videos) -> np.ndarray:
     return np.clip(np.round((np.asarray(videos, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def resolution_problems(resolution: int, unet: UNetConfig) -> list[str]:
-    """The U-Net halves the frame size at each level below the top: the size must survive it."""
+def resolution_problems(resolution: int, unet: UNetConfig, field: str = "resolution") -> list[str]:
+    """The U-Net halves the frame size at each level below the top: the size must survive it.
+    `field` names the config.data entry the size came from."""
     if resolution % unet.spatial_factor:
         problem = (
-            f"config.data.resolution={resolution} must be divisible by the U-Net's spatial "
+            f"config.data.{field}={resolution} must be divisible by the U-Net's spatial "
             f"factor {unet.spatial_factor} (2 ** (levels - 1))"
         )
         return [problem]

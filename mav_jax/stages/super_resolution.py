@@ -87,12 +87,11 @@ class SuperResolutionStage(UNetStage):
             found.append(f"config.data.factor={self.factor} must be >= 2 and divide "
                          f"config.data.resolution={self.resolution}")  # fmt: skip
         found += resolution_problems(self.resolution, self.unet)
-        if self.crop and not (self.crop <= self.resolution and self.crop % self.factor == 0):
-            found.append(f"config.data.crop={self.crop} must be at most config.data.resolution="
-                         f"{self.resolution} and divisible by config.data.factor={self.factor}")  # fmt: skip
         if self.crop:
-            found += [p.replace("config.data.resolution", "config.data.crop")
-                      for p in resolution_problems(self.crop, self.unet)]  # fmt: skip
+            if not (self.crop <= self.resolution and self.crop % self.factor == 0):
+                found.append(f"config.data.crop={self.crop} must be at most config.data.resolution="
+                             f"{self.resolution} and divisible by config.data.factor={self.factor}")  # fmt: skip
+            found += resolution_problems(self.crop, self.unet, field="crop")
         if self.unet.embedding_dim:
             found.append("config.unet.embedding_dim must be 0: the SR stages are not text-conditioned")
         return found
