@@ -64,14 +64,14 @@ def main() -> None:
     keyframes = ready(cascade.keyframes(embeddings, options))
     given = spread(keyframes)
     mask = frame_mask("interpolate", given.shape[1], keyframe_skip)
-    video = ready(cascade.interpolate(given, mask, options))
+    video = ready(cascade.interpolate(given, mask, embeddings, options))
     low = ready(cascade.upscale("sr_low", video, options))
     ready(cascade.upscale("sr_high", low, options))  # all compiled now
 
     stages = {
         "clip+prior": lambda: ready(cascade.embed_prompts(prompts, options)),
         "keyframes": lambda: ready(cascade.keyframes(embeddings, options)),
-        "interpolation": lambda: ready(cascade.interpolate(given, mask, options)),
+        "interpolation": lambda: ready(cascade.interpolate(given, mask, embeddings, options)),
         "sr_low": lambda: ready(cascade.upscale("sr_low", video, options)),
         "sr_high": lambda: ready(cascade.upscale("sr_high", low, options)),
     }

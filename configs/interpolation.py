@@ -5,6 +5,9 @@
 
 Initialised from D^t (`init_from`): every weight is copied and the 4 new input channels (masked
 frames + mask) start at zero. Trains interpolation, extrapolation and image animation at once.
+Conditioned, as D^t, on the CLIP image embedding of the clip's middle frame when
+`unet.embedding_dim` > 0 (then `clip_from` names the CLIP export D^t used): it tells ↑F what the
+frames between the keyframes show, so in-between frames keep the digit and colour.
 """
 
 import ml_collections
@@ -21,8 +24,11 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.init_from = ""  # the keyframe stage's video-phase workdir or export
     config.seed = 0
     config.unet = common.unet_config(variant)
-    config.unet.embedding_dim = 0  # the masked frames carry the content
+    config.clip_from = ""
+    config.unet.embedding_dim = 0 if tiny else 768  # as configs/keyframes.py
     config.diffusion = common.diffusion_config()
+    # The keyframes already carry most of the content: sample without guidance (1.0) by default.
+    config.diffusion.guidance_scale = 1.0
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"

@@ -64,8 +64,8 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
         runs.append((f"keyframes_{phase}", c))
 
     c = interpolation.get_config("tiny")
-    c.init_from = f"{exports}/keyframes"
-    c.unet.update({**UNET, "embedding_dim": 0})
+    c.init_from, c.clip_from = f"{exports}/keyframes", f"{exports}/clip"
+    c.unet.update(UNET)  # conditioned on CLIP as D^t is, so it starts with D^t's conditioning
     c.data.update(data_dir=data_dir, resolution=16, num_keyframes=5, keyframe_skip=3)
     _train(c, steps(200), 8, 1e-3)
     runs.append(("interpolation", c))

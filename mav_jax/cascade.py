@@ -82,6 +82,21 @@ def _resolution_problems(stages: dict[str, LoadedStage]) -> list[str]:
     return found
 
 
+def _embedding_problems(stages: dict[str, LoadedStage], clip: FrozenClip | None) -> list[str]:
+    """D^t must condition on embeddings of the cascade's CLIP width; ↑F may, or may not at all."""
+    found = []
+    for name in ("keyframes", "interpolation"):
+        width = stages[name].stage.unet.embedding_dim if name in stages else 0
+        optional = name == "interpolation" and not width
+        if clip is None and width and name == "interpolation":
+            found.append("the interpolation stage conditions on CLIP image embeddings, so the "
+                         "cascade needs its clip checkpoint too")  # fmt: skip
+        elif clip is not None and name in stages and not optional and width != clip.embed_dim:
+            found.append(f"the {name} stage conditions on {width}-wide embeddings (0: none) but "
+                         f"the CLIP embeds in {clip.embed_dim}")  # fmt: skip
+    return found
+
+
 class Cascade:
     def __init__(self, clip: FrozenClip | None, stages: dict[str, LoadedStage], mesh: Mesh):
         self.clip, self.stages, self.mesh = clip, stages, mesh
@@ -110,11 +125,7 @@ class Cascade:
         problems = _resolution_problems(loaded)
         if "prior" in loaded:
             problems += clip_problems(clip, loaded["prior"].stage.prior)
-        if "keyframes" in loaded and clip is not None:
-            width = loaded["keyframes"].stage.unet.embedding_dim
-            if width != clip.embed_dim:
-                problems.append(f"the keyframe decoder conditions on {width}-wide embeddings "
-                                f"(0: none) but the CLIP embeds in {clip.embed_dim}")  # fmt: skip
+        problems += _embedding_problems(loaded, clip)
         if problems:
             raise CascadeError("The checkpoints do not fit together: " + "; ".join(problems) + ".")
         return cls(clip, loaded, mesh)
@@ -184,19 +195,24 @@ class Cascade:
             kf.params, key, embeddings
         )[:n]
 
-    def interpolate(self, video: jax.Array, mask: np.ndarray, options: SamplingOptions) -> jax.Array:
-        """↑F on (N, F, H, W, 3): frames where `mask` (F,) is 1 come back exactly."""
+    def interpolate(self, video: jax.Array, mask: np.ndarray, embeddings: jax.Array,
+                    options: SamplingOptions) -> jax.Array:  # fmt: skip
+        """↑F on (N, F, H, W, 3): frames where `mask` (F,) is 1 come back exactly. `embeddings`
+        (N, E) are the videos' unit CLIP image embeddings (used if ↑F is conditioned on them)."""
         interp = self.stages["interpolation"]
         video, n = self._pad(np.asarray(video, np.float32))
+        embeddings, _ = self._pad(np.asarray(embeddings, np.float32))
         b = video.shape[0]
         masks = jnp.broadcast_to(jnp.asarray(mask, jnp.float32), (b, mask.shape[0]))
         fps = jnp.full((b,), self.output_fps(options), jnp.float32)
         key = jax.random.fold_in(jax.random.key(options.seed), 2)
         steps = self._steps("interpolation", options)
+        guidance = float(interp.config.diffusion.get("guidance_scale", 1.0))
         generate = self._jit(("interpolation", steps), functools.partial(
-            interp.stage.generate, interp.graphdef, num_steps=steps
+            interp.stage.generate, interp.graphdef, num_steps=steps,
+            guidance_scale=None if guidance == 1.0 else guidance,
         ))  # fmt: skip
-        return generate(interp.params, key, video, masks, fps)[:n]
+        return generate(interp.params, key, video, masks, fps, embedding=embeddings)[:n]
 
     def upscale(self, name: str, video: jax.Array, options: SamplingOptions) -> jax.Array:
         sr = self.stages[name]
@@ -211,7 +227,8 @@ class Cascade:
 
     # -- entry points --------------------------------------------------------------------------
 
-    def _after_keyframes(self, keyframes: jax.Array, options: SamplingOptions) -> dict:
+    def _after_keyframes(self, keyframes: jax.Array, embeddings: jax.Array,
+                         options: SamplingOptions) -> dict:  # fmt: skip
         outputs = {"keyframes": keyframes}
         video = keyframes
         if "interpolation" in self.stages:
@@ -220,7 +237,7 @@ class Cascade:
             spread = jnp.zeros((keyframes.shape[0], frames, *keyframes.shape[2:]))
             spread = spread.at[:, ::skip].set(keyframes)
             video = outputs["interpolation"] = self.interpolate(
-                spread, frame_mask("interpolate", frames, skip), options
+                spread, frame_mask("interpolate", frames, skip), embeddings, options
             )
         return self._super_resolve(video, outputs, options)
 
@@ -232,15 +249,17 @@ class Cascade:
 
     def text_to_video(self, prompts: list[str], options: SamplingOptions) -> dict:
         embeddings = self.embed_prompts(prompts, options)
-        return self._after_keyframes(self.keyframes(embeddings, options), options)
+        return self._after_keyframes(self.keyframes(embeddings, options), embeddings, options)
 
     def variations(self, video: np.ndarray, options: SamplingOptions, count: int = 1) -> dict:
         """`count` new videos conditioned on the CLIP image embedding of `video`'s middle frame
         ((F, H, W, 3) in [-1, 1])."""
-        middle = jnp.asarray(video[video.shape[0] // 2][None], jnp.float32)
-        embedding = unit(self.clip.encode_image(middle))
-        embeddings = jnp.repeat(embedding, count, axis=0)
-        return self._after_keyframes(self.keyframes(embeddings, options), options)
+        embeddings = jnp.repeat(self._embed_frame(video[video.shape[0] // 2]), count, axis=0)
+        return self._after_keyframes(self.keyframes(embeddings, options), embeddings, options)
+
+    def _embed_frame(self, frame: np.ndarray) -> jax.Array:
+        """(H, W, 3) in [-1, 1] -> (1, E) unit CLIP image embedding."""
+        return unit(self.clip.encode_image(jnp.asarray(frame[None], jnp.float32)))
 
     def from_frames(self, video: np.ndarray, mode: str, options: SamplingOptions) -> dict:
         """↑F given frames ((F, H, W, 3) in [-1, 1], at the interpolation stage's resolution):
@@ -266,5 +285,8 @@ class Cascade:
         else:
             raise ValueError(f"Unknown mode '{mode}': interpolate, extrapolate or animate.")
         mask = frame_mask(mode, frames, interp.keyframe_skip)
-        out = self.interpolate(given[None], mask, options)
+        # ↑F trained on the embedding of the clip's middle frame: take the given frame nearest it.
+        nearest = int(np.argmin(np.where(mask > 0, np.abs(np.arange(frames) - frames // 2), frames)))
+        embedding = self._embed_frame(given[nearest]) if self.clip is not None else np.zeros((1, 1))
+        out = self.interpolate(given[None], mask, embedding, options)
         return self._super_resolve(out, {"interpolation": out}, options)

@@ -51,6 +51,7 @@ def main(argv) -> None:
     del argv
     from mav_jax import cli_logging
     from mav_jax.cascade import ORDER, Cascade, CascadeError, SamplingOptions
+    from mav_jax.data import files
     from mav_jax.data.video_io import load_frames, write_outputs
     from mav_jax.models.tokenizer import PromptTooLongError
     from mav_jax.parallel.sharding import make_mesh, parse_mesh
@@ -65,7 +66,10 @@ def main(argv) -> None:
         raise app.UsageError("Give exactly one of --prompt/--prompts_file, --image or --video.")
     until = ORDER.index(_UNTIL.value) + 1
     frames_only = _IMAGE.value or (_VIDEO.value and _MODE.value != "variations")
-    needed = ORDER[3:until] if frames_only else ORDER[:until]
+    # From given frames the prior and keyframes are skipped; the CLIP still embeds a given frame
+    # for a conditioned ↑F (Cascade.load says so if it is needed and missing).
+    has_clip = files.exists(os.path.join(_CHECKPOINTS.value, "clip"))
+    needed = (("clip",) if has_clip else ()) + ORDER[3:until] if frames_only else ORDER[:until]
     if frames_only and _UNTIL.value == "keyframes":
         raise app.UsageError("--image/--video start at the interpolation stage; --until must be later.")
     options = SamplingOptions(seed=_SEED.value, steps=_STEPS.value, fps=_FPS.value,

@@ -38,7 +38,7 @@ def _configs() -> dict:
                                   depth=1, num_heads=2)  # fmt: skip
     for name in ("keyframes", "interpolation", "sr_low", "sr_high"):
         configs[name].unet.update(UNET)
-    configs["keyframes"].unet.embedding_dim = 32
+    configs["keyframes"].unet.embedding_dim = configs["interpolation"].unet.embedding_dim = 32
     configs["keyframes"].phase = "video"
     configs["keyframes"].data.update(resolution=16, num_frames=3)
     configs["interpolation"].data.update(resolution=16, keyframe_skip=2, num_keyframes=3)
@@ -126,6 +126,9 @@ def test_missing_and_mismatched_checkpoints_are_clear_errors(checkpoints, tmp_pa
     _export(config, str(wrong_size / "sr_low"), mesh)
     with pytest.raises(CascadeError, match="interpolation makes 16x16 frames but sr_low takes 32x32"):
         Cascade.load(str(wrong_size), mesh)
+    # From given frames, a CLIP-conditioned ↑F still needs the CLIP to embed one of them.
+    with pytest.raises(CascadeError, match="needs its clip checkpoint"):
+        Cascade.load(checkpoints, mesh, ("interpolation", "sr_low", "sr_high"))
 
 
 def test_outputs_are_mp4_gif_and_a_contact_sheet(tmp_path):

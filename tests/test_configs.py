@@ -42,8 +42,9 @@ def test_unknown_variant_is_rejected():
 
 
 # What a config cannot know and the user must supply (local files): the problem names it.
-NEEDS = {("keyframes", "paper"): "clip_from", ("prior", "tiny"): "clip_from",
-         ("prior", "paper"): "clip_from", ("clip", "paper"): "bpe_simple_vocab_16e6"}  # fmt: skip
+NEEDS = {("keyframes", "paper"): "clip_from", ("interpolation", "paper"): "clip_from",
+         ("prior", "tiny"): "clip_from", ("prior", "paper"): "clip_from",
+         ("clip", "paper"): "bpe_simple_vocab_16e6"}  # fmt: skip
 
 
 @pytest.mark.parametrize("stage", ["clip", "prior", "keyframes", "interpolation", "sr_low", "sr_high"])
@@ -77,7 +78,9 @@ def test_the_quickstart_recipe_is_one_consistent_cascade(tmp_path):
     assert _resolution_problems(loaded) == []
     keyframes, interp = built["keyframes"], built["interpolation"]
     assert keyframes.clips.frame_skips == (interp.keyframe_skip,)  # keyframes at 1/k the frame rate
-    assert keyframes.unet.embedding_dim == built["clip"].clip.embed_dim == built["prior"].prior.embed_dim
-    assert runs["prior"].clip_from == runs["keyframes_video"].clip_from == str(tmp_path / "checkpoints/clip")
+    assert (keyframes.unet.embedding_dim == interp.unet.embedding_dim == built["clip"].clip.embed_dim
+            == built["prior"].prior.embed_dim)  # fmt: skip
+    assert (runs["prior"].clip_from == runs["keyframes_video"].clip_from
+            == runs["interpolation"].clip_from == str(tmp_path / "checkpoints/clip"))  # fmt: skip
     assert runs["keyframes_video"].init_from == str(tmp_path / "checkpoints/keyframes_image")
     assert runs["interpolation"].init_from == str(tmp_path / "checkpoints/keyframes")

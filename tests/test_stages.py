@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from conftest import UNIT_CLIP
 from trainer_helpers import TINY
 
 from configs import interpolation, sr_high, sr_low
@@ -33,8 +34,9 @@ def _config(module, data_dir, **data):
 
 
 @pytest.fixture(scope="module")
-def trained(digits_data_dir, tmp_path_factory):
-    """Each stage after 2 training steps: (config, stage, final state, workdir)."""
+def trained(digits_data_dir, clip_export, tmp_path_factory):
+    """Each stage after 2 training steps: (config, stage, final state, workdir). ↑F is conditioned
+    on the CLIP image embedding, as in the quickstart."""
     runs = {}
     for name, module, data in [
         ("interpolation", interpolation, {"resolution": 16, "num_keyframes": 3, "keyframe_skip": 2}),
@@ -42,6 +44,8 @@ def trained(digits_data_dir, tmp_path_factory):
         ("sr_high", sr_high, {"resolution": 16, "factor": 2}),
     ]:  # fmt: skip
         config = _config(module, digits_data_dir, **data)
+        if name == "interpolation":
+            config.clip_from, config.unet.embedding_dim = clip_export, UNIT_CLIP["embed_dim"]
         workdir = tmp_path_factory.mktemp(name)
         state = train_and_evaluate(config, str(workdir))
         runs[name] = (config, stage_from_config(config), state, workdir)
@@ -56,15 +60,24 @@ def test_each_stage_trains_and_samples_at_its_shape(trained, name, frames):
     assert video.shape[:3] == (frames, 16, 2 * 16)  # 2 samples side by side at 16x16
 
 
-def test_interpolation_keeps_the_given_frames_exactly(trained):
+def test_interpolation_keeps_the_given_frames_exactly_and_follows_the_embedding(trained):
     _, stage, state, _ = trained["interpolation"]
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: SpatioTemporalUNet(stage.unet, rngs=nnx.Rngs(0))))
     video = jax.random.uniform(jax.random.key(0), (2, 5, 16, 16, 3), minval=-1, maxval=1)
     mask = jnp.asarray(np.stack([frame_mask("interpolate", 5, 2), frame_mask("animate", 5, 2)]))
-    out = stage.generate(graphdef, state.ema, jax.random.key(1), video, mask, jnp.full((2,), 12.0), 2)
+    embeddings = jax.random.normal(jax.random.key(2), (2, 2, stage.unet.embedding_dim))
+    embeddings /= jnp.linalg.norm(embeddings, axis=-1, keepdims=True)
+    outs = [np.asarray(stage.generate(graphdef, state.ema, jax.random.key(1), video, mask,
+                                      jnp.full((2,), 12.0), 2, embedding))
+            for embedding in embeddings]  # fmt: skip
     known = np.asarray(mask, bool)
-    np.testing.assert_array_equal(np.asarray(out)[known], np.asarray(video)[known])
-    assert not np.allclose(np.asarray(out)[~known], np.asarray(video)[~known])
+    for out in outs:
+        np.testing.assert_array_equal(out[known], np.asarray(video)[known])
+        assert not np.allclose(out[~known], np.asarray(video)[~known])
+    # The same noise with another embedding: other in-between frames (the condition is used).
+    assert np.abs(outs[0][~known] - outs[1][~known]).max() > 1e-3
+    with pytest.raises(ValueError, match="conditioned on a CLIP image embedding"):
+        stage.generate(graphdef, state.ema, jax.random.key(1), video, mask, jnp.full((2,), 12.0), 2)
 
 
 def test_sr_high_starts_every_frame_from_the_same_noise(trained):

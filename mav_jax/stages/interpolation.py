@@ -1,5 +1,6 @@
 """Frame interpolation ↑F: the shared U-Net with 4 extra input channels (the given frames, masked,
-and the mask), fps-conditioned, trained to fill in, extend or animate clips.
+and the mask), conditioned on fps and, as D^t is, on the CLIP image embedding of the clip's middle
+frame; trained to fill in, extend or animate clips.
 
 With keyframe skip k, K keyframes become (K - 1) * k + 1 frames (16 -> 76 at k = 5, as in the
 paper). The loss covers only the frames to generate; at sampling the given frames are copied
@@ -19,6 +20,7 @@ from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
+from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
 from mav_jax.stages.frame_modes import RandomFrameMask
 
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
@@ -31,12 +33,14 @@ def masked_inputs(video: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class InterpolationStage(UNetStage):
+class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
     schedule: NoiseSchedule
     unet: UNetConfig
     clips: ClipSampling
     keyframe_skip: int
     mode_weights: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    clip_from: str = ""  # the CLIP export whose image embedding conditions ↑F (embedding_dim > 0)
+    condition_drop_rate: float = 0.1
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     resolution: int = 32
@@ -58,6 +62,8 @@ class InterpolationStage(UNetStage):
             clips=ClipSampling(num_frames=num_frames, frame_skips=tuple(data.frame_skips)),
             keyframe_skip=data.keyframe_skip,
             mode_weights=tuple(data.mode_weights),
+            clip_from=config.get("clip_from", ""),
+            condition_drop_rate=config.diffusion.condition_drop_rate,
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             resolution=data.resolution,
@@ -75,41 +81,50 @@ class InterpolationStage(UNetStage):
             found.append(f"config.data.keyframe_skip must be >= 1, got {self.keyframe_skip}")
         if self.num_frames < 2:
             found.append("config.data.num_keyframes must be >= 2")
-        found += resolution_problems(self.resolution, self.unet)
-        if self.unet.embedding_dim:
-            found.append("config.unet.embedding_dim must be 0 until the CLIP stage exists")
-        return found
+        return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
         return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip),
                 RandomFrameMask(self.keyframe_skip, self.mode_weights)]  # fmt: skip
 
     def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
-        """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'mask' (B, F), 'fps' (B,)."""
-        diffusion_key, dropout_key = jax.random.split(key)
+        """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'mask' (B, F), 'fps' (B,), 'embedding'
+        (B, E) if conditioned."""
+        drop_key, diffusion_key, dropout_key = jax.random.split(key, 3)
         video, mask = batch["video"], batch["mask"]
-        extra = masked_inputs(video, mask)
+        cond = {"fps": batch["fps"], "extra": masked_inputs(video, mask),
+                **self.training_embedding(batch, drop_key)}  # fmt: skip
 
         def model_fn(x_t, t):
-            return model(x_t, t, fps=batch["fps"], extra=extra, dropout_key=dropout_key,
-                         deterministic=False)  # fmt: skip
+            return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
 
         to_generate = (1.0 - mask)[:, :, None, None, None]  # (B, F, 1, 1, 1)
         return diffusion_loss(model_fn, video, diffusion_key, self.schedule, self.prediction,
                               weights=to_generate, min_snr_gamma=self.min_snr_gamma)  # fmt: skip
 
     def generate(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, video: jax.Array,
-                 mask: jax.Array, fps: jax.Array, num_steps: int) -> jax.Array:  # fmt: skip
-        """Fill in the frames where `mask` is 0; frames where it is 1 come back exactly as given."""
+                 mask: jax.Array, fps: jax.Array, num_steps: int, embedding: jax.Array | None = None,
+                 guidance_scale: float | None = None) -> jax.Array:  # fmt: skip
+        """Fill in the frames where `mask` is 0; frames where it is 1 come back exactly as given.
+        A conditioned ↑F takes the unit-norm CLIP image `embedding` (B, E) of the video."""
         cond = {"fps": fps, "extra": masked_inputs(video, mask)}
+        if self.unet.embedding_dim:
+            if embedding is None:
+                raise ValueError("This interpolation stage is conditioned on a CLIP image embedding.")
+            cond["embedding"] = embedding
+        else:
+            guidance_scale = None  # nothing to guide
         generated = ddim_sample(unet_denoise_fn(graphdef), params, jax.random.normal(key, video.shape),
                                 key, self.schedule, cond, num_steps=num_steps,
-                                prediction=self.prediction)  # fmt: skip
+                                prediction=self.prediction, guidance_scale=guidance_scale)  # fmt: skip
         return jnp.where(mask[:, :, None, None, None] > 0, video, generated)
 
     def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):
-        """Interpolation of the first `count` training clips from their keyframes."""
+        """Interpolation of the first `count` training clips from their keyframes (and their
+        embeddings, when conditioned)."""
         video = batch["video"][:count]
         keyframes = jnp.zeros(video.shape[:2]).at[:, :: self.keyframe_skip].set(1.0)  # (B, F)
         fps = batch["fps"][:count]
-        return self.generate(graphdef, params, key, video, keyframes, fps, num_steps), fps[0]
+        embedding = batch["embedding"][:count] if self.unet.embedding_dim else None
+        return self.generate(graphdef, params, key, video, keyframes, fps, num_steps,
+                             embedding), fps[0]  # fmt: skip

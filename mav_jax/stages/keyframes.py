@@ -12,29 +12,20 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
-from mav_jax.diffusion import (
-    NoiseSchedule,
-    condition_keep_mask,
-    ddim_sample,
-    diffusion_loss,
-    make_schedule,
-)
-from mav_jax.models.clip import unit
-from mav_jax.models.frozen_clip import FrozenClip
+from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
-from mav_jax.parallel.sharding import BATCH_AXES
 from mav_jax.stages.base import UNetStage, resolution_problems
+from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
 
 PHASES = ("image", "video")
 SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURCE_FPS / frame skip
 
 
 @dataclasses.dataclass(frozen=True)
-class KeyframeStage(UNetStage):
+class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     schedule: NoiseSchedule
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
@@ -83,38 +74,7 @@ class KeyframeStage(UNetStage):
         found = []
         if self.phase not in PHASES:
             found.append(f"config.phase must be one of {PHASES}, got '{self.phase}'")
-        found += resolution_problems(self.resolution, self.unet)
-        if self.unet.embedding_dim and not self.clip_from:
-            found.append(
-                "config.unet.embedding_dim > 0 conditions on CLIP image embeddings: set "
-                "config.clip_from to a CLIP export, or embedding_dim=0 for an unconditional decoder"
-            )
-        return found
-
-    def conditioner(self, mesh: Mesh):
-        """batch -> batch with 'embedding' (B, E): the frozen CLIP's unit-norm image embedding of
-        the clip's middle frame. This is how D^t learns from unlabeled video: at sampling the
-        prior supplies the same kind of embedding from text."""
-        if not self.unet.embedding_dim:
-            return lambda batch: batch
-        clip = FrozenClip(self.clip_from, mesh, NamedSharding(mesh, PartitionSpec(BATCH_AXES)))
-        if clip.embed_dim != self.unet.embedding_dim:
-            raise ValueError(f"config.unet.embedding_dim={self.unet.embedding_dim} but the CLIP "
-                             f"export {self.clip_from} embeds in {clip.embed_dim}")  # fmt: skip
-
-        def condition(batch: dict) -> dict:
-            frames = batch["video"]  # (B, F, H, W, 3)
-            embedding = unit(clip.encode_image(frames[:, frames.shape[1] // 2]))
-            return {**batch, "embedding": embedding}
-
-        return condition
-
-    def conditioning_shapes(self, batch_size: int) -> dict:
-        """What `conditioner` adds, as shapes (for planning without a CLIP export)."""
-        if not self.unet.embedding_dim:
-            return {}
-        return {"embedding": jax.ShapeDtypeStruct((batch_size, self.unet.embedding_dim),
-                                                  jnp.float32)}  # fmt: skip
+        return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
         return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip)]
@@ -123,14 +83,9 @@ class KeyframeStage(UNetStage):
         """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'fps' (B,), 'embedding' (B, E) if used."""
         cfg = model.config
         drop_key, diffusion_key, dropout_key = jax.random.split(key, 3)
-        cond = {}
+        cond = self.training_embedding(batch, drop_key)
         if cfg.fps_conditioning:
             cond["fps"] = batch["fps"]
-        if cfg.embedding_dim:
-            cond["embedding"] = batch["embedding"]
-            cond["embedding_mask"] = condition_keep_mask(
-                drop_key, batch["video"].shape[0], self.condition_drop_rate
-            )
 
         def model_fn(x_t, t):
             return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
