@@ -36,8 +36,9 @@ def _equal(a, b):
     )
 
 
-def test_keeps_the_newest_and_restores_exactly(tmp_path, states):
-    ckpt = Checkpointer(str(tmp_path), max_to_keep=2, save_interval_steps=1)
+def test_keeps_the_newest_and_restores_exactly(tmp_path, states, monkeypatch):
+    monkeypatch.chdir(tmp_path.parent)  # a relative workdir, as `--workdir=runs/x` gives
+    ckpt = Checkpointer(tmp_path.name, max_to_keep=2, save_interval_steps=1)
     for step, state in enumerate(states, start=1):
         ckpt.save(step, state, {"iterator": f"state-{step}"}, {"stage": "keyframes"})
     ckpt.wait()

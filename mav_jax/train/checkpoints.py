@@ -13,6 +13,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from mav_jax.data import files
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,8 @@ class Checkpointer:
             save_interval_steps=save_interval_steps,
             enable_async_checkpointing=async_save,
         )
-        self.manager = ocp.CheckpointManager(directory, options=options)
+        # Orbax refuses relative paths, and only when the first save lands: resolve them up front.
+        self.manager = ocp.CheckpointManager(files.absolute(directory), options=options)
         self.damaged: list[tuple[int, str]] = []  # (step, error) of checkpoints that failed to load
 
     def save(self, step: int, state, data_state: dict | None, config: dict, force: bool = False):
