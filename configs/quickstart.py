@@ -63,11 +63,15 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
             _train(c, steps(900), 48, 1e-3)
         runs.append((f"keyframes_{phase}", c))
 
+    # Conditioned on CLIP as D^t is (it starts with D^t's conditioning weights). Trained on clips
+    # of 3 keyframes (7 frames), half the cost of 5 (13): twice the steps for the same time. The
+    # frame positions are sinusoidal, so it samples the cascade's 13 frames all the same.
+    # bench/interpolation_quality.py: held-out in-between MSE 0.040 -> 0.029 for the change.
     c = interpolation.get_config("tiny")
     c.init_from, c.clip_from = f"{exports}/keyframes", f"{exports}/clip"
-    c.unet.update(UNET)  # conditioned on CLIP as D^t is, so it starts with D^t's conditioning
-    c.data.update(data_dir=data_dir, resolution=16, num_keyframes=5, keyframe_skip=3)
-    _train(c, steps(200), 8, 1e-3)
+    c.unet.update(UNET)
+    c.data.update(data_dir=data_dir, resolution=16, num_keyframes=3, keyframe_skip=3)
+    _train(c, steps(400), 8, 1e-3)
     runs.append(("interpolation", c))
 
     # Half as wide as the others, no attention (as the SR configs), and trained on native-pixel

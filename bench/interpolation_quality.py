@@ -1,0 +1,126 @@
+"""How well ↑F fills in held-out clips from their keyframes, against two baselines that need no
+model: copying the nearest keyframe, and blending the two neighbouring keyframes linearly.
+
+For each held-out clip of the dataset's `eval` split (at the stage's resolution and frame count),
+↑F is given every keyframe_skip-th frame and the CLIP image embedding of the given frame nearest
+the middle (as `Cascade.from_frames` does), and generates the rest. Reported, over the generated
+frames only:
+
+* mse: mean squared error against the true frames (pixels in [-1, 1]);
+* flicker: mean squared difference between consecutive frames of the whole clip, over the true
+  clip's (a smooth interpolation is near 1; frames that jump in colour or shape push it up);
+* colour error: mean absolute difference of each generated frame's mean RGB from the true one's.
+
+    python bench/interpolation_quality.py --checkpoints=runs/quickstart/checkpoints \
+        [--interpolation=OTHER_EXPORT ...] [--clips=32] [--steps=50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def held_out_clips(stage, dataset: str, data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, F, H, W, 3) clips in [-1, 1] and their (N,) fps, through the stage's own transforms
+    (the frame mask it draws is replaced by the interpolation mask)."""
+    import tensorflow_datasets as tfds
+
+    from mav_jax.data.loader import transform_record
+
+    source = tfds.data_source(dataset, split="eval", data_dir=data_dir or None)
+    rng = np.random.default_rng(0)
+    records = [transform_record(stage.operations(), source[i], rng)
+               for i in range(min(count, len(source)))]  # fmt: skip
+    return np.stack([r["video"] for r in records]), np.stack([r["fps"] for r in records])
+
+
+def baselines(video: np.ndarray, skip: int) -> dict[str, np.ndarray]:
+    """Nearest-keyframe copy and linear blend of the neighbouring keyframes, (N, F, H, W, 3)."""
+    frames = video.shape[1]
+    nearest, blend = video.copy(), video.copy()
+    for i in range(frames):
+        before = (i // skip) * skip
+        after = min(before + skip, frames - 1)
+        w = (i - before) / skip if after > before else 0.0
+        nearest[:, i] = video[:, before if w < 0.5 else after]
+        blend[:, i] = (1 - w) * video[:, before] + w * video[:, after]
+    return {"nearest keyframe": nearest, "linear blend": blend}
+
+
+def scores(out: np.ndarray, truth: np.ndarray, generated: np.ndarray) -> dict[str, float]:
+    """`generated` (F,) bool marks the frames ↑F made."""
+    steps = lambda v: np.mean(np.diff(v, axis=1) ** 2)  # noqa: E731
+    colour = np.abs(out.mean(axis=(2, 3)) - truth.mean(axis=(2, 3)))[:, generated]
+    return {"mse": float(np.mean((out - truth)[:, generated] ** 2)),
+            "flicker": float(steps(out) / steps(truth)),
+            "colour_error": float(colour.mean())}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", default=str(ROOT / "runs/quickstart/checkpoints"))
+    parser.add_argument("--interpolation", action="append", default=[],
+                        help="↑F exports or workdirs to compare (default: CHECKPOINTS/interpolation)")
+    parser.add_argument("--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)")
+    parser.add_argument("--clips", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--json", default=str(ROOT / "bench/results/interpolation_quality.json"))
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+
+    import jax
+    import jax.numpy as jnp
+
+    from mav_jax.models.clip import unit
+    from mav_jax.models.frozen_clip import FrozenClip
+    from mav_jax.parallel import make_mesh
+    from mav_jax.stages import stage_from_config
+    from mav_jax.stages.frame_modes import frame_mask
+    from mav_jax.train.weights import load_weights
+
+    mesh = make_mesh({"data": -1})
+    data_dir = args.data_dir or str(pathlib.Path(args.checkpoints).parent / "data")
+    clip = FrozenClip(os.path.join(args.checkpoints, "clip"), mesh)
+    paths = args.interpolation or [os.path.join(args.checkpoints, "interpolation")]
+    results, truth = {}, None
+    for path in paths:
+        config, graphdef, params = load_weights(path, mesh)
+        stage = stage_from_config(config)
+        if truth is None:
+            truth, fps = held_out_clips(stage, config.data.dataset, data_dir, args.clips)
+            mask = frame_mask("interpolate", truth.shape[1], stage.keyframe_skip)
+            generated = mask == 0
+            for name, out in baselines(truth, stage.keyframe_skip).items():
+                results[name] = scores(out, truth, generated)
+            nearest = int(np.argmin(np.where(mask > 0, np.abs(np.arange(len(mask)) - len(mask) // 2),
+                                             len(mask))))  # fmt: skip
+            embedding = unit(clip.encode_image(jnp.asarray(truth[:, nearest])))
+        masks = jnp.broadcast_to(jnp.asarray(mask), (truth.shape[0], len(mask)))
+        video = jnp.where(masks[:, :, None, None, None] > 0, jnp.asarray(truth), 0.0)
+        generate = jax.jit(functools.partial(stage.generate, graphdef, num_steps=args.steps))
+        out = generate(params, jax.random.key(0), video, masks, jnp.asarray(fps),
+                       embedding=embedding if stage.unet.embedding_dim else None)  # fmt: skip
+        label = f"↑F {path} ({'CLIP-conditioned' if stage.unet.embedding_dim else 'unconditioned'})"
+        results[label] = scores(np.asarray(out), truth, generated)
+
+    print(f"{len(truth)} held-out clips of {truth.shape[1]} frames at {truth.shape[2]}x{truth.shape[3]}, "
+          f"{args.steps} sampler steps\n")  # fmt: skip
+    print(f"| {'':60s} | mse | flicker (truth = 1) | colour error |\n|---|---|---|---|")
+    for name, s in results.items():
+        print(f"| {name:60s} | {s['mse']:.4f} | {s['flicker']:.2f} | {s['colour_error']:.4f} |")
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"clips": len(truth), "steps": args.steps, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
