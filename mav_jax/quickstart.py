@@ -48,10 +48,12 @@ def train_stage(name: str, config, workdir: str, timings: dict) -> None:
         logging.info("%s: done (%s exists)", name, export)
         return
     began = time.perf_counter()
+    # A resumed run adds to the time its earlier part took; a run started afresh replaces it.
+    spent = timings.get(name, 0.0) if os.path.exists(run_dir) else 0.0
     logging.info("%s: training %d steps in %s", name, config.train.num_steps, run_dir)
     train_and_evaluate(config, run_dir)
     export_inference(run_dir, export)
-    timings[name] = timings.get(name, 0.0) + time.perf_counter() - began
+    timings[name] = spent + time.perf_counter() - began
 
 
 def main(argv) -> None:
