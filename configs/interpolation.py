@@ -27,6 +27,10 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.clip_from = ""
     config.unet.embedding_dim = 0 if tiny else 768  # as configs/keyframes.py
     config.diffusion = common.diffusion_config()
+    # Correlation of the frames' initial noise at sampling (0: independent, as trained; 1: the
+    # same noise for every frame). Mixed noise (Ge et al. 2023) makes frames agree on what
+    # their own noise would otherwise pick at random, where the temporal layers do not.
+    config.diffusion.frame_noise_correlation = 0.0
     # The keyframes already carry most of the content: sample without guidance (1.0) by default.
     config.diffusion.guidance_scale = 1.0
 

@@ -127,3 +127,15 @@ def test_super_resolution_trains_on_native_patches_when_asked(digits_data_dir):
     assert any("config.data.crop=7" in p for p in problems), problems
     config.data.crop = 32
     assert any("must be at most" in p for p in stage_from_config(config).problems())
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.5, 1.0])
+def test_initial_noise_is_standard_normal_per_frame_with_the_asked_correlation(correlation):
+    from mav_jax.stages.conditioned import initial_noise
+
+    x = np.asarray(initial_noise(jax.random.key(0), (64, 3, 8, 8, 3), correlation))
+    assert abs(x.std() - 1.0) < 0.03 and abs(x.mean()) < 0.03
+    assert abs(np.corrcoef(x[:, 0].ravel(), x[:, 2].ravel())[0, 1] - correlation) < 0.03
+    assert np.array_equal(x[:, 0], x[:, 1]) == (correlation == 1.0)
+    with pytest.raises(ValueError, match="frame_correlation"):
+        initial_noise(jax.random.key(0), (1, 2, 4, 4, 3), 1.5)

@@ -59,10 +59,11 @@ class ClipEmbeddingConditioned:
         return {"embedding": jax.ShapeDtypeStruct((batch_size, self.unet.embedding_dim),
                                                   jnp.float32)}  # fmt: skip
 
-    def training_embedding(self, batch: dict, key: jax.Array) -> dict:
+    def training_embedding(self, model_config: UNetConfig, batch: dict, key: jax.Array) -> dict:
         """The embedding and its keep-mask (dropped for `condition_drop_rate` of the batch) as
-        U-Net keyword arguments; empty for an unconditioned U-Net."""
-        if not self.unet.embedding_dim:
+        keyword arguments of the U-Net being trained (`model_config`); empty if it is not
+        conditioned."""
+        if not model_config.embedding_dim:
             return {}
         keep = condition_keep_mask(key, batch["video"].shape[0], self.condition_drop_rate)
         return {"embedding": batch["embedding"], "embedding_mask": keep}

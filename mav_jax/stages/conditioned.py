@@ -12,10 +12,20 @@ def upsample(video: jax.Array, size: int) -> jax.Array:
     return jax.image.resize(video, (b, f, size, size, c), method="bilinear")
 
 
-def initial_noise(key: jax.Array, shape: tuple[int, ...], same_for_all_frames: bool) -> jax.Array:
-    """x_T of shape (B, F, H, W, C); with `same_for_all_frames` every frame starts from the same
-    noise (the paper's SR_h, so detail it hallucinates stays the same from frame to frame)."""
-    if not same_for_all_frames:
-        return jax.random.normal(key, shape)
+def initial_noise(key: jax.Array, shape: tuple[int, ...], frame_correlation: float = 0.0) -> jax.Array:
+    """x_T of shape (B, F, H, W, C), each frame N(0, I), any two frames correlated by
+    `frame_correlation` (the mixed noise of Ge et al. 2023, "Preserve Your Own Correlation"):
+    sqrt(c) * one noise shared by the frames + sqrt(1 - c) * noise of each frame's own.
+    1 starts every frame from the same noise (the paper's SR_h, so detail it hallucinates stays
+    the same from frame to frame); 0 draws the frames independently."""
+    if not 0.0 <= frame_correlation <= 1.0:
+        raise ValueError(f"frame_correlation must be in [0, 1], got {frame_correlation}")
     b, _, *rest = shape
-    return jnp.broadcast_to(jax.random.normal(key, (b, 1, *rest)), shape)
+    shared_key, own_key = jax.random.split(key)
+    shared = jnp.broadcast_to(jax.random.normal(shared_key, (b, 1, *rest)), shape)
+    if frame_correlation == 1.0:
+        return shared
+    own = jax.random.normal(own_key, shape)
+    if frame_correlation == 0.0:
+        return own
+    return jnp.sqrt(frame_correlation) * shared + jnp.sqrt(1.0 - frame_correlation) * own

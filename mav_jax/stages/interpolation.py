@@ -21,6 +21,7 @@ from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_s
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
+from mav_jax.stages.conditioned import initial_noise
 from mav_jax.stages.frame_modes import RandomFrameMask
 
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
@@ -41,6 +42,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
     mode_weights: tuple[float, float, float] = (0.7, 0.15, 0.15)
     clip_from: str = ""  # the CLIP export whose image embedding conditions ↑F (embedding_dim > 0)
     condition_drop_rate: float = 0.1
+    frame_noise_correlation: float = 0.0  # of the frames' initial noise at sampling (initial_noise)
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     resolution: int = 32
@@ -64,6 +66,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             mode_weights=tuple(data.mode_weights),
             clip_from=config.get("clip_from", ""),
             condition_drop_rate=config.diffusion.condition_drop_rate,
+            frame_noise_correlation=config.diffusion.get("frame_noise_correlation", 0.0),
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             resolution=data.resolution,
@@ -93,7 +96,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
         drop_key, diffusion_key, dropout_key = jax.random.split(key, 3)
         video, mask = batch["video"], batch["mask"]
         cond = {"fps": batch["fps"], "extra": masked_inputs(video, mask),
-                **self.training_embedding(batch, drop_key)}  # fmt: skip
+                **self.training_embedding(model.config, batch, drop_key)}  # fmt: skip
 
         def model_fn(x_t, t):
             return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
@@ -114,9 +117,11 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             cond["embedding"] = embedding
         else:
             guidance_scale = None  # nothing to guide
-        generated = ddim_sample(unet_denoise_fn(graphdef), params, jax.random.normal(key, video.shape),
-                                key, self.schedule, cond, num_steps=num_steps,
-                                prediction=self.prediction, guidance_scale=guidance_scale)  # fmt: skip
+        noise_key, sample_key = jax.random.split(key)
+        x_T = initial_noise(noise_key, video.shape, self.frame_noise_correlation)  # (B, F, H, W, 3)
+        generated = ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule,
+                                cond, num_steps=num_steps, prediction=self.prediction,
+                                guidance_scale=guidance_scale)  # fmt: skip
         return jnp.where(mask[:, :, None, None, None] > 0, video, generated)
 
     def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):

@@ -19,6 +19,7 @@ from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_s
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
+from mav_jax.stages.conditioned import initial_noise
 
 PHASES = ("image", "video")
 SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURCE_FPS / frame skip
@@ -30,6 +31,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     condition_drop_rate: float = 0.1
+    frame_noise_correlation: float = 0.0  # of the frames' initial noise at sampling (initial_noise)
     unet: UNetConfig = UNetConfig()
     phase: str = "video"
     resolution: int = 32
@@ -57,6 +59,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             condition_drop_rate=config.diffusion.condition_drop_rate,
+            frame_noise_correlation=config.diffusion.get("frame_noise_correlation", 0.0),
             unet=unet,
             phase=phase,
             resolution=data.resolution,
@@ -83,7 +86,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'fps' (B,), 'embedding' (B, E) if used."""
         cfg = model.config
         drop_key, diffusion_key, dropout_key = jax.random.split(key, 3)
-        cond = self.training_embedding(batch, drop_key)
+        cond = self.training_embedding(cfg, batch, drop_key)
         if cfg.fps_conditioning:
             cond["fps"] = batch["fps"]
 
@@ -102,7 +105,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         `embedding` (count, E) when the decoder has one, with classifier-free guidance."""
         noise_key, sample_key = jax.random.split(key)
         shape = (count, self.num_frames, self.resolution, self.resolution, self.unet.in_channels)
-        x_T = jax.random.normal(noise_key, shape)  # (B, F, H, W, C)
+        x_T = initial_noise(noise_key, shape, self.frame_noise_correlation)  # (B, F, H, W, C)
         cond = {"fps": jnp.full((count,), fps)} if self.unet.fps_conditioning else {}
         if self.unet.embedding_dim:
             if embedding is None:

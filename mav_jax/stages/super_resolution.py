@@ -108,7 +108,7 @@ class SuperResolutionStage(UNetStage):
         """Upsampled, noise-augmented low-res input (B, F, H, W, 3) and its conditioning; H is
         `factor` x the input's (the output resolution, or the crop when training on patches)."""
         up = upsample(low_res, low_res.shape[2] * self.factor)
-        noise = initial_noise(key, up.shape, same_for_all_frames=shared_noise)
+        noise = initial_noise(key, up.shape, float(shared_noise))
         cond = {"extra": q_sample(self.schedule, up, aug_t, noise),
                 "noise_aug_level": aug_t.astype(jnp.float32)}  # fmt: skip
         if self.unet.fps_conditioning:
@@ -137,7 +137,7 @@ class SuperResolutionStage(UNetStage):
         aug_t = jnp.full((b,), int(self.sample_aug_fraction * self.schedule.num_timesteps))
         cond = self._conditioning(low_res, aug_t, aug_key, fps, shared_noise=self.shared_noise)
         shape = (b, f, self.resolution, self.resolution, self.unet.in_channels)
-        x_T = initial_noise(noise_key, shape, same_for_all_frames=self.shared_noise)
+        x_T = initial_noise(noise_key, shape, float(self.shared_noise))
         return ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
                            num_steps=num_steps, prediction=self.prediction)  # fmt: skip
 
