@@ -57,6 +57,9 @@ class SamplingOptions:
     prior_guidance: float = 0.0  # 0: the prior config's guidance_scale
     guidance: float = 0.0  # keyframe decoder guidance; 0: its config's guidance_scale
     fps: float = 0.0  # output frame rate after interpolation; 0: the interpolation's highest
+    # Correlation of the frames' initial noise in D^t and ↑F (see stages.conditioned.initial_noise);
+    # negative: each stage's config.diffusion.frame_noise_correlation.
+    frame_noise_correlation: float = -1.0
 
 
 def _load_stage(path: str, name: str, mesh: Mesh) -> LoadedStage:
@@ -132,6 +135,13 @@ class Cascade:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _stage(self, name: str, options: SamplingOptions):
+        """The stage as loaded, with the sampling options that override its config applied."""
+        stage = self.stages[name].stage
+        if options.frame_noise_correlation >= 0 and hasattr(stage, "frame_noise_correlation"):
+            stage = dataclasses.replace(stage, frame_noise_correlation=options.frame_noise_correlation)
+        return stage
+
     def _steps(self, name: str, options: SamplingOptions) -> int:
         return options.steps or int(self.stages[name].config.diffusion.sampling_steps)
 
@@ -186,14 +196,14 @@ class Cascade:
         key = jax.random.fold_in(jax.random.key(options.seed), 1)
         count, steps = embeddings.shape[0], self._steps("keyframes", options)
         conditioned = bool(kf.stage.unet.embedding_dim)
+        stage = self._stage("keyframes", options)
 
         def generate(params, key, embeddings):
-            return kf.stage.generate(kf.graphdef, params, key, count, fps, steps,
-                                     embeddings if conditioned else None, guidance)  # fmt: skip
+            return stage.generate(kf.graphdef, params, key, count, fps, steps,
+                                  embeddings if conditioned else None, guidance)  # fmt: skip
 
-        return self._jit(("keyframes", count, fps, steps, guidance), generate)(
-            kf.params, key, embeddings
-        )[:n]
+        settings = (count, fps, steps, guidance, stage.frame_noise_correlation)
+        return self._jit(("keyframes", *settings), generate)(kf.params, key, embeddings)[:n]
 
     def interpolate(self, video: jax.Array, mask: np.ndarray, embeddings: jax.Array,
                     options: SamplingOptions) -> jax.Array:  # fmt: skip
@@ -208,8 +218,10 @@ class Cascade:
         key = jax.random.fold_in(jax.random.key(options.seed), 2)
         steps = self._steps("interpolation", options)
         guidance = float(interp.config.diffusion.get("guidance_scale", 1.0))
-        generate = self._jit(("interpolation", steps), functools.partial(
-            interp.stage.generate, interp.graphdef, num_steps=steps,
+        stage = self._stage("interpolation", options)
+        settings = ("interpolation", steps, stage.frame_noise_correlation)
+        generate = self._jit(settings, functools.partial(
+            stage.generate, interp.graphdef, num_steps=steps,
             guidance_scale=None if guidance == 1.0 else guidance,
         ))  # fmt: skip
         return generate(interp.params, key, video, masks, fps, embedding=embeddings)[:n]

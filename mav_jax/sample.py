@@ -32,6 +32,10 @@ _SEED = flags.DEFINE_integer("seed", 0, "Random seed: the same seed gives the sa
 _STEPS = flags.DEFINE_integer("steps", 0, "Sampler steps per stage (0: each stage's config).")
 _PRIOR_GUIDANCE = flags.DEFINE_float("prior_guidance", 0.0, "Prior guidance (0: its config's).")
 _GUIDANCE = flags.DEFINE_float("guidance", 0.0, "Keyframe guidance scale (0: its config's).")
+_NOISE_CORRELATION = flags.DEFINE_float(
+    "frame_noise_correlation", -1.0,
+    "Correlation of the frames' initial noise in the keyframe and interpolation stages, 0-1 "
+    "(negative: their configs').")
 _FPS = flags.DEFINE_float("fps", 0.0, "Output frame rate (0: the interpolation stage's highest).")
 _UNTIL = flags.DEFINE_enum("until", "sr_high", ["keyframes", "interpolation", "sr_low", "sr_high"],
                            "Last stage to run.")  # fmt: skip
@@ -73,7 +77,8 @@ def main(argv) -> None:
     if frames_only and _UNTIL.value == "keyframes":
         raise app.UsageError("--image/--video start at the interpolation stage; --until must be later.")
     options = SamplingOptions(seed=_SEED.value, steps=_STEPS.value, fps=_FPS.value,
-                              prior_guidance=_PRIOR_GUIDANCE.value, guidance=_GUIDANCE.value)  # fmt: skip
+                              prior_guidance=_PRIOR_GUIDANCE.value, guidance=_GUIDANCE.value,
+                              frame_noise_correlation=_NOISE_CORRELATION.value)  # fmt: skip
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})
         cascade = Cascade.load(_CHECKPOINTS.value, mesh, needed)

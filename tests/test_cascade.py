@@ -2,6 +2,7 @@
 training is pinned in its own tests): frame counts and resolutions at every stage, given frames
 kept exactly, and clear errors for bad prompts and checkpoints that do not form a cascade."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -78,6 +79,10 @@ def test_text_to_video_through_every_stage(cascade):
     # The same seed gives the same videos.
     again = cascade.text_to_video(prompts, OPTIONS)
     np.testing.assert_allclose(again["sr_high"], outputs["sr_high"], atol=1e-5)
+    # The frames' noise correlation reaches the keyframe sampler (other noise, other keyframes).
+    shared = cascade.keyframes(cascade.embed_prompts(prompts, OPTIONS),
+                               dataclasses.replace(OPTIONS, frame_noise_correlation=1.0))  # fmt: skip
+    assert not np.allclose(shared, outputs["keyframes"], atol=1e-3)
 
 
 def test_animating_an_image_keeps_it_as_the_first_frame(cascade):
