@@ -88,13 +88,15 @@ def _resolution_problems(stages: dict[str, LoadedStage]) -> list[str]:
 def _embedding_problems(stages: dict[str, LoadedStage], clip: FrozenClip | None) -> list[str]:
     """D^t must condition on embeddings of the cascade's CLIP width; ↑F may, or may not at all."""
     found = []
-    for name in ("keyframes", "interpolation"):
-        width = stages[name].stage.unet.embedding_dim if name in stages else 0
-        optional = name == "interpolation" and not width
-        if clip is None and width and name == "interpolation":
+    widths = {name: stages[name].stage.unet.embedding_dim
+              for name in ("keyframes", "interpolation") if name in stages}  # fmt: skip
+    if clip is None:
+        if widths.get("interpolation"):
             found.append("the interpolation stage conditions on CLIP image embeddings, so the "
                          "cascade needs its clip checkpoint too")  # fmt: skip
-        elif clip is not None and name in stages and not optional and width != clip.embed_dim:
+        return found
+    for name, width in widths.items():
+        if width != clip.embed_dim and (width or name == "keyframes"):
             found.append(f"the {name} stage conditions on {width}-wide embeddings (0: none) but "
                          f"the CLIP embeds in {clip.embed_dim}")  # fmt: skip
     return found
@@ -138,7 +140,7 @@ class Cascade:
     def _stage(self, name: str, options: SamplingOptions):
         """The stage as loaded, with the sampling options that override its config applied."""
         stage = self.stages[name].stage
-        if options.frame_noise_correlation >= 0 and hasattr(stage, "frame_noise_correlation"):
+        if options.frame_noise_correlation >= 0:
             stage = dataclasses.replace(stage, frame_noise_correlation=options.frame_noise_correlation)
         return stage
 
@@ -205,13 +207,14 @@ class Cascade:
         settings = (count, fps, steps, guidance, stage.frame_noise_correlation)
         return self._jit(("keyframes", *settings), generate)(kf.params, key, embeddings)[:n]
 
-    def interpolate(self, video: jax.Array, mask: np.ndarray, embeddings: jax.Array,
+    def interpolate(self, video: jax.Array, mask: np.ndarray, embeddings: jax.Array | None,
                     options: SamplingOptions) -> jax.Array:  # fmt: skip
         """↑F on (N, F, H, W, 3): frames where `mask` (F,) is 1 come back exactly. `embeddings`
-        (N, E) are the videos' unit CLIP image embeddings (used if ↑F is conditioned on them)."""
+        (N, E) are the videos' unit CLIP image embeddings (None: ↑F is not conditioned)."""
         interp = self.stages["interpolation"]
         video, n = self._pad(np.asarray(video, np.float32))
-        embeddings, _ = self._pad(np.asarray(embeddings, np.float32))
+        if embeddings is not None:
+            embeddings, _ = self._pad(np.asarray(embeddings, np.float32))
         b = video.shape[0]
         masks = jnp.broadcast_to(jnp.asarray(mask, jnp.float32), (b, mask.shape[0]))
         fps = jnp.full((b,), self.output_fps(options), jnp.float32)
@@ -299,6 +302,6 @@ class Cascade:
         mask = frame_mask(mode, frames, interp.keyframe_skip)
         # ↑F trained on the embedding of the clip's middle frame: take the given frame nearest it.
         nearest = int(np.argmin(np.where(mask > 0, np.abs(np.arange(frames) - frames // 2), frames)))
-        embedding = self._embed_frame(given[nearest]) if self.clip is not None else np.zeros((1, 1))
+        embedding = self._embed_frame(given[nearest]) if interp.unet.embedding_dim else None
         out = self.interpolate(given[None], mask, embedding, options)
         return self._super_resolve(out, {"interpolation": out}, options)

@@ -67,3 +67,14 @@ class ClipEmbeddingConditioned:
             return {}
         keep = condition_keep_mask(key, batch["video"].shape[0], self.condition_drop_rate)
         return {"embedding": batch["embedding"], "embedding_mask": keep}
+
+    def sampling_embedding(self, embedding: jax.Array | None,
+                           guidance_scale: float | None) -> tuple[dict, float | None]:  # fmt: skip
+        """(U-Net keyword arguments, guidance scale) for sampling: the embedding (B, E) a
+        conditioned U-Net needs, and no guidance for one that has nothing to guide."""
+        if not self.unet.embedding_dim:
+            return {}, None
+        if embedding is None:
+            raise ValueError(f"This {self.name} stage is conditioned on a CLIP image embedding "
+                             "(from the prior, or from a frame through the CLIP).")  # fmt: skip
+        return {"embedding": embedding}, guidance_scale

@@ -110,13 +110,8 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
                  guidance_scale: float | None = None) -> jax.Array:  # fmt: skip
         """Fill in the frames where `mask` is 0; frames where it is 1 come back exactly as given.
         A conditioned ↑F takes the unit-norm CLIP image `embedding` (B, E) of the video."""
-        cond = {"fps": fps, "extra": masked_inputs(video, mask)}
-        if self.unet.embedding_dim:
-            if embedding is None:
-                raise ValueError("This interpolation stage is conditioned on a CLIP image embedding.")
-            cond["embedding"] = embedding
-        else:
-            guidance_scale = None  # nothing to guide
+        cond, guidance_scale = self.sampling_embedding(embedding, guidance_scale)
+        cond.update(fps=fps, extra=masked_inputs(video, mask))
         noise_key, sample_key = jax.random.split(key)
         x_T = initial_noise(noise_key, video.shape, self.frame_noise_correlation)  # (B, F, H, W, 3)
         generated = ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule,

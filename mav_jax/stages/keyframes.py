@@ -106,13 +106,9 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         noise_key, sample_key = jax.random.split(key)
         shape = (count, self.num_frames, self.resolution, self.resolution, self.unet.in_channels)
         x_T = initial_noise(noise_key, shape, self.frame_noise_correlation)  # (B, F, H, W, C)
-        cond = {"fps": jnp.full((count,), fps)} if self.unet.fps_conditioning else {}
-        if self.unet.embedding_dim:
-            if embedding is None:
-                raise ValueError("This keyframe decoder is conditioned on a CLIP image embedding.")
-            cond["embedding"] = embedding
-        else:
-            guidance_scale = None  # nothing to guide
+        cond, guidance_scale = self.sampling_embedding(embedding, guidance_scale)
+        if self.unet.fps_conditioning:
+            cond["fps"] = jnp.full((count,), fps)
         return ddim_sample(
             unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
             num_steps=num_steps, prediction=self.prediction, guidance_scale=guidance_scale,
