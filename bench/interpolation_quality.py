@@ -11,6 +11,9 @@ frames only:
   clip's (a smooth interpolation is near 1; frames that jump in colour or shape push it up);
 * colour error: mean absolute difference of each generated frame's mean RGB from the true one's.
 
+Each ↑F runs twice: as it samples (holding the given frames at their forward-noised values at every
+sampler step) and without that hold, so the table shows what the hold is worth.
+
     python bench/interpolation_quality.py --checkpoints=runs/quickstart/checkpoints \
         [--interpolation=OTHER_EXPORT ...] [--clips=32] [--steps=50]
 """
@@ -18,6 +21,7 @@ frames only:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -106,11 +110,14 @@ def main() -> None:
             embedding = unit(clip.encode_image(jnp.asarray(truth[:, nearest])))
         masks = jnp.broadcast_to(jnp.asarray(mask), (truth.shape[0], len(mask)))
         video = jnp.where(masks[:, :, None, None, None] > 0, jnp.asarray(truth), 0.0)
-        generate = jax.jit(functools.partial(stage.generate, graphdef, num_steps=args.steps))
-        out = generate(params, jax.random.key(0), video, masks, jnp.asarray(fps),
-                       embedding=embedding if stage.unet.embedding_dim else None)  # fmt: skip
         label = f"↑F {path} ({'CLIP-conditioned' if stage.unet.embedding_dim else 'unconditioned'})"
-        results[label] = scores(np.asarray(out), truth, generated)
+        for hold in (True, False):
+            variant = dataclasses.replace(stage, hold_given_frames=hold)
+            generate = jax.jit(functools.partial(variant.generate, graphdef, num_steps=args.steps))
+            out = generate(params, jax.random.key(0), video, masks, jnp.asarray(fps),
+                           embedding=embedding if stage.unet.embedding_dim else None)  # fmt: skip
+            name = label if hold else f"{label}, given frames not held"
+            results[name] = scores(np.asarray(out), truth, generated)
 
     print(f"{len(truth)} held-out clips of {truth.shape[1]} frames at {truth.shape[2]}x{truth.shape[3]}, "
           f"{args.steps} sampler steps\n")  # fmt: skip

@@ -31,6 +31,10 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # same noise for every frame). Mixed noise (Ge et al. 2023) makes frames agree on what
     # their own noise would otherwise pick at random, where the temporal layers do not.
     config.diffusion.frame_noise_correlation = 0.0
+    # At every sampler step, set the given frames of x_t to their forward-noised values, as
+    # training shows them (it noises the whole clip). Off, the frames between follow the sampler's
+    # own version of the given frames. Quickstart, 32 held-out clips: in-between MSE 0.028 -> 0.024.
+    config.diffusion.hold_given_frames = True
     # The keyframes already carry most of the content: sample without guidance (1.0) by default.
     config.diffusion.guidance_scale = 1.0
 

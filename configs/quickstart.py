@@ -45,9 +45,11 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
     steps = lambda n: max(int(n * scale), 2)  # noqa: E731
     runs = []
 
+    # 1500 steps over the 16,384 captioned images: zero-shot digit accuracy on held-out frames
+    # ("a red 0" ... "a red 9") 0.50, against 0.20 for 600 steps over 1,024 (which it memorised).
     c = clip.get_config("tiny")
     c.data.update(data_dir=data_dir, resolution=32)
-    _train(c, steps(600), 64, 1e-3)
+    _train(c, steps(1500), 64, 1e-3)
     runs.append(("clip", c))
 
     c = prior.get_config("tiny")
@@ -66,7 +68,7 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
             c.diffusion.frame_noise_correlation = FRAME_NOISE_CORRELATION
             _train(c, steps(150), 16, 5e-4)
         else:
-            _train(c, steps(900), 48, 1e-3)
+            _train(c, steps(820), 48, 1e-3)
         runs.append((f"keyframes_{phase}", c))
 
     # Conditioned on CLIP as D^t is (it starts with D^t's conditioning weights). Trained on clips
@@ -81,19 +83,19 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
     runs.append(("interpolation", c))
 
     # Half as wide as the others, no attention (as the SR configs), and trained on native-pixel
-    # patches of half the frame: about 16x cheaper a step than whole frames at full width, so 1000
+    # patches of half the frame: about 16x cheaper a step than whole frames at full width, so 900
     # steps fit, enough to learn to follow the low-resolution input at high noise.
     sr_unet = {**UNET, "base_channels": 16, "embedding_dim": 0, "attention_levels": ()}
     c = sr_low.get_config("tiny")
     c.unet.update(sr_unet)
     c.data.update(data_dir=data_dir, resolution=32, crop=16, factor=2, num_frames=4)
-    _train(c, steps(1000), 16, 1e-3)
+    _train(c, steps(900), 16, 1e-3)
     runs.append(("sr_low", c))
 
     c = sr_high.get_config("tiny")
     c.unet.update(sr_unet)
     c.data.update(dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2)
-    _train(c, steps(1000), 16, 1e-3)
+    _train(c, steps(900), 16, 1e-3)
     runs.append(("sr_high", c))
     return runs
 

@@ -177,6 +177,37 @@ def test_ddim_with_eta_zero_is_deterministic_and_eta_one_is_not():
     assert np.all(np.isfinite(run(jax.random.key(3), 1.0)))
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_samplers_show_the_network_the_given_frames_forward_noised_at_every_step(sampler):
+    """↑F's hold: at every call the given frames of x_t are sqrt(abar_t) x0 + sqrt(1-abar_t) x_T,
+    as in training; the other frames follow the sampler's own trajectory."""
+    schedule = SCHEDULES["cosine"]
+    x_T = jax.random.normal(jax.random.key(1), (2, 3, 4))  # (B, F, D)
+    x0 = jax.random.uniform(jax.random.key(2), (2, 3, 4), minval=-1, maxval=1)
+    mask = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # (B, F)
+    seen = []
+
+    def recording_denoiser(params, x_t, t, cond):
+        jax.debug.callback(lambda x, t: seen.append((np.asarray(x), int(t[0]))), x_t, t)
+        return jnp.tanh(x_t)
+
+    sample = ddim_sample if sampler == "ddim" else ddpm_sample
+    out = sample(recording_denoiser, None, x_T, jax.random.key(3), schedule, num_steps=5,
+                 known=(x0, mask))  # fmt: skip
+    out.block_until_ready()
+    assert len(seen) == 5
+    given = np.asarray(mask, bool)
+    abar = np.asarray(schedule.alphas_cumprod)
+    for x_t, t in seen:
+        expected = np.sqrt(abar[t]) * np.asarray(x0) + np.sqrt(1 - abar[t]) * np.asarray(x_T)
+        np.testing.assert_allclose(x_t[given], expected[given], rtol=1e-5, atol=1e-5)
+    later_x, later_t = seen[-1]
+    assert later_t < seen[0][1]
+    assert not np.allclose(later_x[~given], expected[~given], atol=1e-2)  # free frames drift
+    unheld = sample(recording_denoiser, None, x_T, jax.random.key(3), schedule, num_steps=5)
+    assert not np.allclose(np.asarray(unheld)[given], np.asarray(out)[given], atol=1e-3)
+
+
 def test_sampling_timesteps_cover_the_schedule_in_descending_order():
     ts, nxt = sampling_timesteps(1000, 4)
     np.testing.assert_array_equal(ts, [999, 666, 333, 0])

@@ -28,7 +28,7 @@ SPLIT_SEEDS = {"image_text": 1_000_000, "video": 2_000_000, "eval": 3_000_000}
 class MovingDigitsConfig(tfds.core.BuilderConfig):
     frame_size: int = 32
     num_frames: int = 80  # >= 76: 16 keyframes at frame skip 5 and the frames between them
-    num_images: int = 1024
+    num_images: int = 16384
     num_videos: int = 256
     num_eval: int = 32
 
@@ -36,8 +36,8 @@ class MovingDigitsConfig(tfds.core.BuilderConfig):
 class MovingDigits(tfds.core.GeneratorBasedBuilder):
     """Coloured handwritten digits moving and bouncing on a dark background."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "First release.", "1.1.0": "tiny: 16384 images (was 1024)."}
     BUILDER_CONFIGS = [
         MovingDigitsConfig(name="tiny", description="32x32, for tests and the CPU quickstart."),
         MovingDigitsConfig(

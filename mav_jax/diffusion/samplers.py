@@ -3,6 +3,12 @@
 Both take the starting noise `x_T` from the caller (SR_h starts every frame from the same noise)
 and a `denoise_fn(params, x_t, t, cond)`; `params` and `cond` are traced pytrees, so one compiled
 sampler serves any weights and any prompt batch, sharded however they are.
+
+Both can also hold some frames to given ones (`known`, for ↑F): before every network call those
+frames of x_t are set to the forward-noised given frames, sqrt(abar_t) x0 + sqrt(1 - abar_t) x_T,
+which is what training shows the network there (it noises the whole clip, given frames too).
+Without it the network sees its own trajectory at the given frames and makes the frames between
+follow that instead of the given frames.
 """
 
 from __future__ import annotations
@@ -47,6 +53,21 @@ def _abar_next(schedule: NoiseSchedule, s: jax.Array) -> jax.Array:
     return jnp.where(s >= 0, schedule.alphas_cumprod[jnp.maximum(s, 0)], 1.0)
 
 
+KnownFrames = tuple[jax.Array, jax.Array]  # x0 (B, F, ...) and its mask (B, F): 1 where given
+
+
+def _hold_known(schedule: NoiseSchedule, x: jax.Array, t: jax.Array, x_T: jax.Array,
+                known: KnownFrames | None) -> jax.Array:  # fmt: skip
+    """x with its given frames replaced by their forward-noised values at step t (see above)."""
+    if known is None:
+        return x
+    x0, mask = known
+    abar_t = schedule.alphas_cumprod[t]
+    noised = jnp.sqrt(abar_t) * x0.astype(jnp.float32) + jnp.sqrt(1.0 - abar_t) * x_T
+    given = mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim)) > 0  # (B, F, 1, ...)
+    return jnp.where(given, noised, x)
+
+
 @functools.partial(jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0"))
 def ddim_sample(
     denoise_fn: DenoiseFn,
@@ -61,13 +82,16 @@ def ddim_sample(
     prediction: str = "eps",
     clip_x0: bool = True,
     guidance_scale: float | jax.Array | None = None,
+    known: KnownFrames | None = None,
 ) -> jax.Array:
     """DDIM (Song et al. 2021). eta=0 is deterministic; eta=1 matches DDPM's posterior variance."""
     ts, next_ts = (jnp.asarray(a) for a in sampling_timesteps(schedule.num_timesteps, num_steps))
     cond = {} if cond is None else cond
+    x_T = x_T.astype(jnp.float32)
 
     def body(i, x):
         t, s = ts[i], next_ts[i]
+        x = _hold_known(schedule, x, t, x_T, known)
         x0, eps, abar_t = _step_quantities(
             schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale
         )
@@ -77,7 +101,7 @@ def ddim_sample(
         noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, jnp.float32)
         return jnp.sqrt(abar_s) * x0 + direction * eps + std * noise
 
-    return jax.lax.fori_loop(0, num_steps, body, x_T.astype(jnp.float32))
+    return jax.lax.fori_loop(0, num_steps, body, x_T)
 
 
 @functools.partial(jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0"))
@@ -93,6 +117,7 @@ def ddpm_sample(
     prediction: str = "eps",
     clip_x0: bool = True,
     guidance_scale: float | jax.Array | None = None,
+    known: KnownFrames | None = None,
 ) -> jax.Array:
     """Ancestral sampling from the posterior q(x_s | x_t, x0_hat) (Ho et al. 2020).
 
@@ -102,9 +127,11 @@ def ddpm_sample(
     num_steps = num_steps or schedule.num_timesteps
     ts, next_ts = (jnp.asarray(a) for a in sampling_timesteps(schedule.num_timesteps, num_steps))
     cond = {} if cond is None else cond
+    x_T = x_T.astype(jnp.float32)
 
     def body(i, x):
         t, s = ts[i], next_ts[i]
+        x = _hold_known(schedule, x, t, x_T, known)
         x0, _, abar_t = _step_quantities(
             schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale
         )
@@ -117,4 +144,4 @@ def ddpm_sample(
         noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, jnp.float32)
         return mean + jnp.sqrt(variance) * noise
 
-    return jax.lax.fori_loop(0, num_steps, body, x_T.astype(jnp.float32))
+    return jax.lax.fori_loop(0, num_steps, body, x_T)

@@ -4,7 +4,8 @@ frame; trained to fill in, extend or animate clips.
 
 With keyframe skip k, K keyframes become (K - 1) * k + 1 frames (16 -> 76 at k = 5, as in the
 paper). The loss covers only the frames to generate; at sampling the given frames are copied
-into the output unchanged.
+into the output unchanged, and at every step the sampler holds them at their forward-noised values
+(`hold_given_frames`), as training shows them to the network.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
     clip_from: str = ""  # the CLIP export whose image embedding conditions ↑F (embedding_dim > 0)
     condition_drop_rate: float = 0.1
     frame_noise_correlation: float = 0.0  # of the frames' initial noise at sampling (initial_noise)
+    hold_given_frames: bool = True  # the samplers' `known`: the given frames' x_t at every step
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     resolution: int = 32
@@ -67,6 +69,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             clip_from=config.get("clip_from", ""),
             condition_drop_rate=config.diffusion.condition_drop_rate,
             frame_noise_correlation=config.diffusion.get("frame_noise_correlation", 0.0),
+            hold_given_frames=config.diffusion.get("hold_given_frames", True),
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             resolution=data.resolution,
@@ -116,7 +119,8 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
         x_T = initial_noise(noise_key, video.shape, self.frame_noise_correlation)  # (B, F, H, W, 3)
         generated = ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule,
                                 cond, num_steps=num_steps, prediction=self.prediction,
-                                guidance_scale=guidance_scale)  # fmt: skip
+                                guidance_scale=guidance_scale,
+                                known=(video, mask) if self.hold_given_frames else None)  # fmt: skip
         return jnp.where(mask[:, :, None, None, None] > 0, video, generated)
 
     def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):

@@ -1,0 +1,163 @@
+"""Does the tiny cascade draw the digit and colour the prompt asks for, and keep them across frames?
+
+Judged without CLIP (which the cascade itself is conditioned on): a digit reader trained here on
+the Moving Digits `video` split (8x8 windows around the digit, scikit-learn's logistic regression)
+and the nearest palette colour of the digit's pixels. The reader's accuracy on the held-out `eval`
+frames is the ceiling; chance is 10% for digits, 12.5% for colours.
+
+One prompt per colour and digit ("a red 3 moving right", 80 in all) through CLIP, the prior and
+D^t (and ↑F with `--through=interpolation`). Reported over every generated frame: digit accuracy,
+colour accuracy, and digit agreement (the share of a video's frames that read as the video's most
+common digit: 1 when every frame shows the same digit, right or wrong). The same again with the
+prior bypassed ("from_real_frames"): D^t conditioned on the CLIP image embeddings of 80 real
+frames, judged against their digit and colour; so a shortfall is placed on the prior or on the
+decoder.
+
+    python bench/prompt_fidelity.py --checkpoints=runs/quickstart/checkpoints \
+        [--through=keyframes|interpolation] [--steps=50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+WINDOW = 10  # crop around the digit: its 8x8 at the keyframes' 16x16, and a pixel of blur each side
+
+
+def stage_frames(stage, dataset: str, split: str, data_dir: str, limit: int):
+    """(N, H, W, 3) frames in [-1, 1] through the stage's own transforms, and (N,) digit labels."""
+    import tensorflow_datasets as tfds
+
+    from mav_jax.data.loader import transform_record
+
+    source = tfds.data_source(dataset, split=split, data_dir=data_dir or None)
+    rng = np.random.default_rng(0)
+    frames, digits = [], []
+    for i in range(min(limit, len(source))):
+        record = source[i]
+        video = transform_record(stage.operations(), record, rng)["video"]  # (F, H, W, 3)
+        frames.append(video)
+        digits += [int(record["digit"])] * len(video)
+    return np.concatenate(frames), np.asarray(digits)
+
+
+def intensity(frames: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) in [-1, 1] -> (N, H, W) in [0, 1]: how much of each pixel is digit."""
+    bright = (frames.max(axis=-1) + 1) / 2
+    low = np.percentile(bright, 10, axis=(1, 2), keepdims=True)  # the dark background
+    return np.clip((bright - low) / np.maximum(bright.max(axis=(1, 2), keepdims=True) - low, 1e-3), 0, 1)
+
+
+def digit_windows(frames: np.ndarray) -> np.ndarray:
+    """(N, WINDOW * WINDOW): the window with the most digit in it, as the reader's input."""
+    amount = intensity(frames)
+    padded = np.pad(amount, ((0, 0), (WINDOW // 2,) * 2, (WINDOW // 2,) * 2))
+    size = amount.shape[1]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (WINDOW, WINDOW), axis=(1, 2))
+    windows = windows[:, : size + 1, : size + 1]  # (N, h, w, WINDOW, WINDOW)
+    mass = windows.sum(axis=(-1, -2)).reshape(len(frames), -1)
+    best = mass.argmax(axis=1)
+    rows, cols = np.unravel_index(best, windows.shape[1:3])
+    return windows[np.arange(len(frames)), rows, cols].reshape(len(frames), -1)
+
+
+def colour_names(frames: np.ndarray) -> list[str]:
+    """The palette colour nearest the mean RGB of each frame's digit pixels."""
+    from mav_jax.data.digits_render import COLORS
+
+    names, palette = list(COLORS), np.asarray(list(COLORS.values()), np.float32)
+    amount = intensity(frames)[..., None]
+    rgb = ((frames + 1) * 127.5 * (amount > 0.5)).sum(axis=(1, 2)) / np.maximum(
+        (amount > 0.5).sum(axis=(1, 2)), 1
+    )  # (N, 3)
+    return [names[i] for i in np.argmin(((rgb[:, None] - palette) ** 2).sum(-1), axis=1)]
+
+
+def fidelity(reader, videos: np.ndarray, targets: list[tuple[str, int]]) -> dict:
+    """videos (N, F, H, W, 3) against the (colour, digit) each should show."""
+    n, f = videos.shape[:2]
+    frames = videos.reshape(n * f, *videos.shape[2:])
+    read = reader.predict(digit_windows(frames)).reshape(n, f)
+    colours = np.asarray(colour_names(frames)).reshape(n, f)
+    digits = np.asarray([d for _, d in targets])[:, None]
+    return {
+        "videos": n, "frames_per_video": f,
+        "digit_accuracy": float(np.mean(read == digits)),
+        "colour_accuracy": float(np.mean(colours == np.asarray([c for c, _ in targets])[:, None])),
+        "digit_agreement_within_video": float(np.mean([np.bincount(r, minlength=10).max() / f
+                                                       for r in read])),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", default=str(ROOT / "runs/quickstart/checkpoints"))
+    parser.add_argument("--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)")
+    parser.add_argument("--through", default="keyframes", choices=("keyframes", "interpolation"))
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+
+    import jax.numpy as jnp
+    from sklearn.linear_model import LogisticRegression
+
+    from mav_jax.cascade import Cascade, SamplingOptions
+    from mav_jax.data.digits_render import COLORS, direction_name
+    from mav_jax.models.clip import unit
+    from mav_jax.parallel import make_mesh
+    from mav_jax.stages.frame_modes import frame_mask
+
+    stages = ("clip", "prior", "keyframes") + (("interpolation",) if args.through == "interpolation" else ())
+    cascade = Cascade.load(args.checkpoints, make_mesh({"data": -1}), stages)
+    keyframes = cascade.stages["keyframes"]
+    data_dir = args.data_dir or str(pathlib.Path(args.checkpoints).parent / "data")
+    dataset = keyframes.config.data.dataset
+
+    train_frames, train_digits = stage_frames(keyframes.stage, dataset, "video", data_dir, 256)
+    reader = LogisticRegression(max_iter=3000, C=0.5).fit(digit_windows(train_frames), train_digits)
+    eval_frames, eval_digits = stage_frames(keyframes.stage, dataset, "eval", data_dir, 256)
+    ceiling = float(np.mean(reader.predict(digit_windows(eval_frames)) == eval_digits))
+
+    directions = [direction_name(v) for v in ((0, 1), (0, -1), (-1, 0), (1, 0), (1, 1))]
+    wanted = [(colour, digit) for colour in COLORS for digit in range(10)]
+    prompts = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {d} moving {directions[i % len(directions)]}"
+               for i, (c, d) in enumerate(wanted)]  # fmt: skip
+    options = SamplingOptions(seed=args.seed, steps=args.steps)
+    result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
+              "reader_accuracy_on_real_eval_frames": ceiling}  # fmt: skip
+    real_frames, real_digits = stage_frames(keyframes.stage, dataset, "video", data_dir, len(wanted))
+    frames_per_clip = len(real_frames) // len(wanted)
+    real_frames = real_frames[frames_per_clip // 2 :: frames_per_clip]  # (N, H, W, 3) middle frames
+    real_digits = real_digits[::frames_per_clip]
+    conditions = {
+        "from_prompts": (cascade.embed_prompts(prompts, options), wanted),
+        "from_real_frames": (
+            unit(cascade.clip.encode_image(jnp.asarray(real_frames))),
+            list(zip(colour_names(real_frames), real_digits.tolist())),
+        ),
+    }
+    for name, (embeddings, targets) in conditions.items():
+        videos = cascade.keyframes(embeddings, options)
+        if args.through == "interpolation":
+            skip = cascade.stages["interpolation"].stage.keyframe_skip
+            mask = frame_mask("interpolate", (videos.shape[1] - 1) * skip + 1, skip)
+            given = jnp.zeros((len(videos), len(mask), *videos.shape[2:])).at[:, ::skip].set(videos)
+            videos = cascade.interpolate(given, mask, embeddings, options)
+        result[name] = fidelity(reader, np.asarray(videos), targets)
+    print(json.dumps(result, indent=1))
+    os.makedirs(os.path.dirname(args.json), exist_ok=True)
+    with open(args.json, "w") as out:
+        json.dump(result, out, indent=1)
+
+
+if __name__ == "__main__":
+    main()
