@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--through", default="keyframes", choices=("keyframes", "interpolation"))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--guidance", type=float, default=0.0, help="D^t's; 0: its config's")
     parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -131,8 +132,9 @@ def main() -> None:
     wanted = [(colour, digit) for colour in COLORS for digit in range(10)]
     prompts = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {d} moving {directions[i % len(directions)]}"
                for i, (c, d) in enumerate(wanted)]  # fmt: skip
-    options = SamplingOptions(seed=args.seed, steps=args.steps)
+    options = SamplingOptions(seed=args.seed, steps=args.steps, guidance=args.guidance)
     result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
+              "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
               "reader_accuracy_on_real_eval_frames": ceiling}  # fmt: skip
     real_frames, real_digits = stage_frames(keyframes.stage, dataset, "video", data_dir, len(wanted))
     frames_per_clip = len(real_frames) // len(wanted)
