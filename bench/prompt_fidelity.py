@@ -1,7 +1,7 @@
 """Does the tiny cascade draw the digit and colour the prompt asks for, and keep them across frames?
 
 Judged without CLIP (which the cascade itself is conditioned on): a digit reader trained here on
-the Moving Digits `video` split (8x8 windows around the digit, scikit-learn's logistic regression)
+the Moving Digits `video` split (10x10 windows around the digit, scikit-learn's logistic regression)
 and the nearest palette colour of the digit's pixels. The reader's accuracy on the held-out `eval`
 frames is the ceiling; chance is 10% for digits, 12.5% for colours.
 
@@ -136,10 +136,9 @@ def main() -> None:
     result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
               "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
               "reader_accuracy_on_real_eval_frames": ceiling}  # fmt: skip
-    real_frames, real_digits = stage_frames(keyframes.stage, dataset, "video", data_dir, len(wanted))
-    frames_per_clip = len(real_frames) // len(wanted)
-    real_frames = real_frames[frames_per_clip // 2 :: frames_per_clip]  # (N, H, W, 3) middle frames
-    real_digits = real_digits[::frames_per_clip]
+    frames_per_clip = keyframes.stage.num_frames  # the first clips' middle frames: (N, H, W, 3)
+    real_frames = train_frames[frames_per_clip // 2 :: frames_per_clip][: len(wanted)]
+    real_digits = train_digits[::frames_per_clip][: len(wanted)]
     conditions = {
         "from_prompts": (cascade.embed_prompts(prompts, options), wanted),
         "from_real_frames": (
