@@ -8,13 +8,16 @@ frames is the ceiling; chance is 10% for digits, 12.5% for colours.
 One prompt per colour and digit ("a red 3 moving right", 80 in all) through CLIP, the prior and
 D^t (and ↑F with `--through=interpolation`). Reported over every generated frame: digit accuracy,
 colour accuracy, and digit agreement (the share of a video's frames that read as the video's most
-common digit: 1 when every frame shows the same digit, right or wrong). The same again with the
+common digit: 1 when every frame shows the same digit, right or wrong), and motion: how far the
+digit's centre moves from frame to frame, in pixels, and how far that step is from the previous
+step's (0 for constant velocity; the real clips' figures, under "real_clips", are the reference:
+a digit that stands still, or jumps about, is easy to see there). The same again with the
 prior bypassed ("from_real_frames"): D^t conditioned on the CLIP image embeddings of 80 real
 frames, judged against their digit and colour; so a shortfall is placed on the prior or on the
 decoder.
 
     python bench/prompt_fidelity.py --checkpoints=runs/quickstart/checkpoints \
-        [--through=keyframes|interpolation] [--steps=50]
+        [--through=keyframes|interpolation] [--steps=50] [--guidance=G] [--frame_noise_correlation=R]
 """
 
 from __future__ import annotations
@@ -80,6 +83,25 @@ def colour_names(frames: np.ndarray) -> list[str]:
     return [names[i] for i in np.argmin(((rgb[:, None] - palette) ** 2).sum(-1), axis=1)]
 
 
+def digit_centres(videos: np.ndarray) -> np.ndarray:
+    """(N, F, H, W, 3) -> (N, F, 2): the (row, col) centre of mass of each frame's digit pixels."""
+    amount = intensity(videos.reshape(-1, *videos.shape[2:]))
+    weight = amount * (amount > 0.5)  # (N * F, H, W)
+    rows, cols = np.indices(weight.shape[1:])
+    total = np.maximum(weight.sum(axis=(1, 2)), 1e-6)
+    centre = np.stack([(weight * rows).sum((1, 2)) / total, (weight * cols).sum((1, 2)) / total], -1)
+    return centre.reshape(*videos.shape[:2], 2)
+
+
+def motion(videos: np.ndarray) -> dict:
+    """Frame-to-frame displacement of the digit's centre, and its change (pixels, means)."""
+    steps = np.diff(digit_centres(videos), axis=1)  # (N, F - 1, 2)
+    return {
+        "centre_step_pixels": float(np.linalg.norm(steps, axis=-1).mean()),
+        "centre_step_change_pixels": float(np.linalg.norm(np.diff(steps, axis=1), axis=-1).mean()),
+    }
+
+
 def fidelity(reader, videos: np.ndarray, targets: list[tuple[str, int]]) -> dict:
     """videos (N, F, H, W, 3) against the (colour, digit) each should show."""
     n, f = videos.shape[:2]
@@ -93,6 +115,7 @@ def fidelity(reader, videos: np.ndarray, targets: list[tuple[str, int]]) -> dict
         "colour_accuracy": float(np.mean(colours == np.asarray([c for c, _ in targets])[:, None])),
         "digit_agreement_within_video": float(np.mean([np.bincount(r, minlength=10).max() / f
                                                        for r in read])),
+        **motion(videos),
     }  # fmt: skip
 
 
@@ -104,6 +127,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=0.0, help="D^t's; 0: its config's")
+    parser.add_argument("--frame_noise_correlation", type=float, default=-1.0,
+                        help="of D^t's (and ↑F's) initial noise; negative: their configs'")
     parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -115,7 +140,6 @@ def main() -> None:
     from mav_jax.data.digits_render import COLORS, direction_name
     from mav_jax.models.clip import unit
     from mav_jax.parallel import make_mesh
-    from mav_jax.stages.frame_modes import frame_mask
 
     stages = ("clip", "prior", "keyframes") + (("interpolation",) if args.through == "interpolation" else ())
     cascade = Cascade.load(args.checkpoints, make_mesh({"data": -1}), stages)
@@ -132,13 +156,18 @@ def main() -> None:
     wanted = [(colour, digit) for colour in COLORS for digit in range(10)]
     prompts = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {d} moving {directions[i % len(directions)]}"
                for i, (c, d) in enumerate(wanted)]  # fmt: skip
-    options = SamplingOptions(seed=args.seed, steps=args.steps, guidance=args.guidance)
+    options = SamplingOptions(seed=args.seed, steps=args.steps, guidance=args.guidance,
+                              frame_noise_correlation=args.frame_noise_correlation)
     result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
               "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
+              "frame_noise_correlation": keyframes.stage.frame_noise_correlation
+              if args.frame_noise_correlation < 0 else args.frame_noise_correlation,
               "reader_accuracy_on_real_eval_frames": ceiling}  # fmt: skip
     frames_per_clip = keyframes.stage.num_frames  # the first clips' middle frames: (N, H, W, 3)
     real_frames = train_frames[frames_per_clip // 2 :: frames_per_clip][: len(wanted)]
     real_digits = train_digits[::frames_per_clip][: len(wanted)]
+    real_clips = train_frames.reshape(-1, frames_per_clip, *train_frames.shape[1:])[: len(wanted)]
+    result["real_clips"] = motion(real_clips)  # keyframes' spacing; ↑F's frames are `skip`x closer
     conditions = {
         "from_prompts": (cascade.embed_prompts(prompts, options), wanted),
         "from_real_frames": (
@@ -149,10 +178,7 @@ def main() -> None:
     for name, (embeddings, targets) in conditions.items():
         videos = cascade.keyframes(embeddings, options)
         if args.through == "interpolation":
-            skip = cascade.stages["interpolation"].stage.keyframe_skip
-            mask = frame_mask("interpolate", (videos.shape[1] - 1) * skip + 1, skip)
-            given = jnp.zeros((len(videos), len(mask), *videos.shape[2:])).at[:, ::skip].set(videos)
-            videos = cascade.interpolate(given, mask, embeddings, options)
+            videos = cascade.interpolate_keyframes(videos, embeddings, options)
         result[name] = fidelity(reader, np.asarray(videos), targets)
     print(json.dumps(result, indent=1))
     os.makedirs(os.path.dirname(args.json), exist_ok=True)

@@ -51,27 +51,16 @@ def main() -> None:
     options = SamplingOptions(seed=0, steps=args.steps)
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.videos)]
     ready = jax.block_until_ready
-    keyframe_skip = cascade.stages["interpolation"].stage.keyframe_skip
-
-    def spread(keyframes):
-        frames = (keyframes.shape[1] - 1) * keyframe_skip + 1
-        out = jax.numpy.zeros((keyframes.shape[0], frames, *keyframes.shape[2:]))
-        return out.at[:, ::keyframe_skip].set(keyframes)
-
-    from mav_jax.stages.frame_modes import frame_mask
-
     embeddings = ready(cascade.embed_prompts(prompts, options))
     keyframes = ready(cascade.keyframes(embeddings, options))
-    given = spread(keyframes)
-    mask = frame_mask("interpolate", given.shape[1], keyframe_skip)
-    video = ready(cascade.interpolate(given, mask, embeddings, options))
+    video = ready(cascade.interpolate_keyframes(keyframes, embeddings, options))
     low = ready(cascade.upscale("sr_low", video, options))
     ready(cascade.upscale("sr_high", low, options))  # all compiled now
 
     stages = {
         "clip+prior": lambda: ready(cascade.embed_prompts(prompts, options)),
         "keyframes": lambda: ready(cascade.keyframes(embeddings, options)),
-        "interpolation": lambda: ready(cascade.interpolate(given, mask, embeddings, options)),
+        "interpolation": lambda: ready(cascade.interpolate_keyframes(keyframes, embeddings, options)),
         "sr_low": lambda: ready(cascade.upscale("sr_low", video, options)),
         "sr_high": lambda: ready(cascade.upscale("sr_high", low, options)),
     }

@@ -30,7 +30,7 @@ from mav_jax.models.clip import unit
 from mav_jax.models.frozen_clip import FrozenClip
 from mav_jax.parallel.sharding import BATCH_AXES
 from mav_jax.stages import stage_from_config
-from mav_jax.stages.frame_modes import frame_mask
+from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
 from mav_jax.stages.keyframes import SOURCE_FPS
 from mav_jax.stages.prior import clip_problems, sample_image_embeddings
 
@@ -229,6 +229,14 @@ class Cascade:
         ))  # fmt: skip
         return generate(interp.params, key, video, masks, fps, embedding=embeddings)[:n]
 
+    def interpolate_keyframes(self, keyframes: jax.Array, embeddings: jax.Array | None,
+                              options: SamplingOptions) -> jax.Array:  # fmt: skip
+        """↑F from keyframes (N, K, H, W, 3): (N, (K - 1) * keyframe_skip + 1, H, W, 3), the
+        keyframes kept exactly and the frames between them generated."""
+        skip = self.stages["interpolation"].stage.keyframe_skip
+        given, mask = spread_keyframes(np.asarray(keyframes), skip)
+        return self.interpolate(given, mask, embeddings, options)
+
     def upscale(self, name: str, video: jax.Array, options: SamplingOptions) -> jax.Array:
         sr = self.stages[name]
         video, n = self._pad(np.asarray(video, np.float32))
@@ -247,12 +255,8 @@ class Cascade:
         outputs = {"keyframes": keyframes}
         video = keyframes
         if "interpolation" in self.stages:
-            skip = self.stages["interpolation"].stage.keyframe_skip
-            frames = (keyframes.shape[1] - 1) * skip + 1
-            spread = jnp.zeros((keyframes.shape[0], frames, *keyframes.shape[2:]))
-            spread = spread.at[:, ::skip].set(keyframes)
-            video = outputs["interpolation"] = self.interpolate(
-                spread, frame_mask("interpolate", frames, skip), embeddings, options
+            video = outputs["interpolation"] = self.interpolate_keyframes(
+                keyframes, embeddings, options
             )
         return self._super_resolve(video, outputs, options)
 
@@ -286,9 +290,8 @@ class Cascade:
             raise ValueError(f"Frames are {video.shape[1]}x{video.shape[2]}; the interpolation "
                              f"stage works at {size}x{size} (resize them first).")  # fmt: skip
         if mode == "interpolate":
-            frames = (video.shape[0] - 1) * interp.keyframe_skip + 1
-            given = np.zeros((frames, *video.shape[1:]), np.float32)
-            given[:: interp.keyframe_skip] = video
+            given = spread_keyframes(video[None], interp.keyframe_skip)[0][0]
+            frames = given.shape[0]
         elif mode == "extrapolate":
             frames = 2 * video.shape[0] - 1
             given = np.zeros((frames, *video.shape[1:]), np.float32)

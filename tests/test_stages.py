@@ -14,7 +14,7 @@ from mav_jax.data.loader import transform_record
 from mav_jax.data.video_io import read_video
 from mav_jax.nn import SpatioTemporalUNet, transplant_spatial_params
 from mav_jax.stages import stage_from_config
-from mav_jax.stages.frame_modes import frame_mask
+from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
 from mav_jax.train.trainer import train_and_evaluate
 
 SMALL_UNET = {k: v for k, v in TINY.items() if k.startswith(("unet.", "train."))}
@@ -78,6 +78,15 @@ def test_interpolation_keeps_the_given_frames_exactly_and_follows_the_embedding(
     assert np.abs(outs[0][~known] - outs[1][~known]).max() > 1e-3
     with pytest.raises(ValueError, match="conditioned on a CLIP image embedding"):
         stage.generate(graphdef, state.ema, jax.random.key(1), video, mask, jnp.full((2,), 12.0), 2)
+
+
+def test_keyframes_are_spread_skip_apart_with_zeros_between_and_marked_given():
+    keyframes = np.arange(1, 2 * 3 * 2 + 1, dtype=np.float32).reshape(2, 3, 1, 1, 2)  # (N, K, ...)
+    video, mask = spread_keyframes(keyframes, 3)
+    assert video.shape == (2, 7, 1, 1, 2)  # (K - 1) * skip + 1 frames
+    np.testing.assert_array_equal(mask, [1, 0, 0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(video[:, mask == 1], keyframes)
+    assert not video[:, mask == 0].any()
 
 
 def test_sr_high_starts_every_frame_from_the_same_noise(trained):

@@ -29,6 +29,17 @@ def frame_mask(mode: str, num_frames: int, keyframe_skip: int) -> np.ndarray:
     return mask
 
 
+def spread_keyframes(keyframes: np.ndarray, keyframe_skip: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keyframes (N, K, H, W, C) -> (video, mask): the video (N, (K - 1) * skip + 1, H, W, C)
+    float32 has them `keyframe_skip` apart and zeros between; the mask (F,) marks them given."""
+    keyframes = np.asarray(keyframes, np.float32)
+    n, k = keyframes.shape[:2]
+    frames = (k - 1) * keyframe_skip + 1
+    video = np.zeros((n, frames, *keyframes.shape[2:]), np.float32)
+    video[:, ::keyframe_skip] = keyframes
+    return video, frame_mask("interpolate", frames, keyframe_skip)
+
+
 class RandomFrameMask(grain.RandomMapTransform):
     """Adds 'mask' (F,): a mode drawn with `weights` (interpolate, extrapolate, animate)."""
 
