@@ -52,6 +52,20 @@ def test_too_long_prompt_is_an_error_and_training_text_truncates():
     assert list(tok.encode("", 4)[0]) == [tok.start_id, tok.end_id, 0, 0]
 
 
+def test_the_tokenize_transform_matches_the_tokenizer_for_repeated_captions():
+    """Tokenize caches by caption: a repeat gives the same (read-only) tokens, and bytes or str
+    captions give what the tokenizer does."""
+    from mav_jax.data.stage_inputs import Tokenize
+
+    tok, op = ClipTokenizer.digits(), Tokenize("digits", 16)
+    captions = [b"a red 3 moving right", "a blue 7", b"a red 3 moving right", " ".join(["red"] * 30)]
+    outs = [op.map({"caption": c})["tokens"] for c in captions]
+    for caption, tokens in zip(captions, outs):
+        text = caption.decode() if isinstance(caption, bytes) else caption
+        np.testing.assert_array_equal(tokens, tok.encode(text, 16, truncate=True)[0])
+    assert outs[0] is outs[2] and not outs[0].flags.writeable
+
+
 def test_openai_vocabulary_layout_from_a_merges_file(tmp_path):
     """OpenAI's file format: a header line, then merges; ids are bytes, bytes+</w>, merges,
     start, end."""

@@ -237,6 +237,10 @@ def test_diffusion_loss_is_zero_for_a_perfect_model_and_honours_weights():
     np.testing.assert_allclose(
         weighted["per_example_loss"], jnp.mean(noise[:, 0] ** 2, axis=(1, 2, 3)), rtol=1e-5
     )
+    given, _ = diffusion_loss(zero_model, x0, key, schedule, "eps", noise=jnp.full(x0.shape, 2.0))
+    assert float(given) == pytest.approx(4.0)  # the given noise is the eps target
+    with pytest.raises(ValueError, match="must match"):
+        diffusion_loss(zero_model, x0, key, schedule, "eps", noise=jnp.zeros((3, 2)))
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v", "x0"])

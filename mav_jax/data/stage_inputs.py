@@ -53,6 +53,11 @@ class LowResolution(grain.MapTransform):
         return {**element, "low_res": downsample(element["video"], self.factor).astype(np.float32)}
 
 
+# Captions repeat across epochs (and, in Moving Digits, across records); tokenizing each anew was
+# about half of the CLIP stage's input time.
+CAPTION_CACHE_SIZE = 1 << 16
+
+
 class Tokenize(grain.MapTransform):
     """Adds 'tokens' (context_length,) int32: the caption through CLIP's tokenizer, truncated
     (keeping the end token) when a caption is longer than the context, as CLIP trains."""
@@ -61,6 +66,7 @@ class Tokenize(grain.MapTransform):
         self.tokenizer_spec = tokenizer_spec
         self.context_length = context_length
         self._tokenizer = None  # built on first use, so the transform pickles to Grain workers
+        self._cache: dict[str, np.ndarray] = {}
 
     def map(self, element: dict) -> dict:
         if self._tokenizer is None:
@@ -69,7 +75,13 @@ class Tokenize(grain.MapTransform):
             self._tokenizer = ClipTokenizer.from_spec(self.tokenizer_spec)
         caption = element["caption"]
         caption = caption.decode("utf-8") if isinstance(caption, bytes) else str(caption)
-        tokens = self._tokenizer.encode([caption], self.context_length, truncate=True)[0]
+        tokens = self._cache.get(caption)
+        if tokens is None:
+            tokens = self._tokenizer.encode([caption], self.context_length, truncate=True)[0]
+            tokens.setflags(write=False)  # every element with this caption shares it
+            if len(self._cache) >= CAPTION_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[caption] = tokens
         return {**element, "tokens": tokens}
 
 

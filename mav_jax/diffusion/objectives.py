@@ -58,19 +58,24 @@ def diffusion_loss(
     prediction: str = "eps",
     weights: jax.Array | None = None,
     min_snr_gamma: float = 0.0,
+    noise: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Mean squared error of `model_fn(x_t, t)` against the target, in float32.
 
     t is uniform over [0, T) per example. `weights` (broadcastable to x0) weight elements, e.g. to
     leave conditioning frames out of the loss; `min_snr_gamma` > 0 weights timesteps by
-    `min_snr_weight`. Returns (loss, aux) with the per-example losses (unweighted by timestep)
+    `min_snr_weight`. `noise` (shaped as x0) is the noise to add, standard normal (drawn from
+    `key`) when None; a video stage passes frame-correlated noise. Returns (loss, aux) with the per-example losses (unweighted by timestep)
     and the network's output (what stages compute their logged metrics from).
     """
     t_key, noise_key = jax.random.split(key)
     batch = x0.shape[0]
     x0 = x0.astype(jnp.float32)
     t = jax.random.randint(t_key, (batch,), 0, schedule.num_timesteps)
-    noise = jax.random.normal(noise_key, x0.shape, jnp.float32)
+    if noise is None:
+        noise = jax.random.normal(noise_key, x0.shape, jnp.float32)
+    elif noise.shape != x0.shape:
+        raise ValueError(f"noise has shape {noise.shape}, x0 {x0.shape}; they must match.")
     x_t = q_sample(schedule, x0, t, noise)
     alpha, sigma = (broadcast_to_rank(v, x0.ndim) for v in schedule.alpha_sigma(t))
     target = prediction_target(prediction, x0, noise, alpha, sigma)

@@ -12,6 +12,14 @@ def upsample(video: jax.Array, size: int) -> jax.Array:
     return jax.image.resize(video, (b, f, size, size, c), method="bilinear")
 
 
+def frame_noise_problems(sampling: float, training: float = 0.0) -> list[str]:
+    """Config problems of the frame noise correlations (each must be in [0, 1])."""
+    return [f"config.diffusion.{name} must be in [0, 1], got {value}"
+            for name, value in (("frame_noise_correlation", sampling),
+                                ("training_frame_noise_correlation", training))
+            if not 0.0 <= value <= 1.0]  # fmt: skip
+
+
 def initial_noise(key: jax.Array, shape: tuple[int, ...], frame_correlation: float = 0.0) -> jax.Array:
     """x_T of shape (B, F, H, W, C), each frame N(0, I), any two frames correlated by
     `frame_correlation` (the mixed noise of Ge et al. 2023, "Preserve Your Own Correlation"):

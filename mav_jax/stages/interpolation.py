@@ -22,7 +22,7 @@ from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_s
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
-from mav_jax.stages.conditioned import initial_noise
+from mav_jax.stages.conditioned import frame_noise_problems, initial_noise
 from mav_jax.stages.frame_modes import RandomFrameMask
 
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
@@ -87,6 +87,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             found.append(f"config.data.keyframe_skip must be >= 1, got {self.keyframe_skip}")
         if self.num_frames < 2:
             found.append("config.data.num_keyframes must be >= 2")
+        found += frame_noise_problems(self.frame_noise_correlation)
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:

@@ -19,7 +19,7 @@ from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_s
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
-from mav_jax.stages.conditioned import initial_noise
+from mav_jax.stages.conditioned import frame_noise_problems, initial_noise
 
 PHASES = ("image", "video")
 SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURCE_FPS / frame skip
@@ -32,6 +32,9 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     condition_drop_rate: float = 0.1
     frame_noise_correlation: float = 0.0  # of the frames' initial noise at sampling (initial_noise)
+    # Of the frames' noise in the training loss: the same mixed noise, so the network learns to
+    # denoise what it is given at sampling (Ge et al. 2023). 0: independent frames.
+    training_frame_noise_correlation: float = 0.0
     unet: UNetConfig = UNetConfig()
     phase: str = "video"
     resolution: int = 32
@@ -60,6 +63,9 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             condition_drop_rate=config.diffusion.condition_drop_rate,
             frame_noise_correlation=config.diffusion.get("frame_noise_correlation", 0.0),
+            training_frame_noise_correlation=config.diffusion.get(
+                "training_frame_noise_correlation", 0.0
+            ),
             unet=unet,
             phase=phase,
             resolution=data.resolution,
@@ -77,6 +83,8 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         found = []
         if self.phase not in PHASES:
             found.append(f"config.phase must be one of {PHASES}, got '{self.phase}'")
+        found += frame_noise_problems(self.frame_noise_correlation,
+                                      self.training_frame_noise_correlation)  # fmt: skip
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
@@ -85,7 +93,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
         """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'fps' (B,), 'embedding' (B, E) if used."""
         cfg = model.config
-        drop_key, diffusion_key, dropout_key = jax.random.split(key, 3)
+        drop_key, diffusion_key, dropout_key, noise_key = jax.random.split(key, 4)
         cond = self.training_embedding(cfg, batch, drop_key)
         if cfg.fps_conditioning:
             cond["fps"] = batch["fps"]
@@ -93,9 +101,13 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         def model_fn(x_t, t):
             return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
 
+        video = batch["video"]  # (B, F, H, W, 3)
+        noise = None
+        if self.training_frame_noise_correlation:
+            noise = initial_noise(noise_key, video.shape, self.training_frame_noise_correlation)
         return diffusion_loss(
-            model_fn, batch["video"], diffusion_key, self.schedule, self.prediction,
-            min_snr_gamma=self.min_snr_gamma,
+            model_fn, video, diffusion_key, self.schedule, self.prediction,
+            min_snr_gamma=self.min_snr_gamma, noise=noise,
         )
 
     def generate(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,

@@ -145,7 +145,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     loader = make_loader(
         _data_source(config, stage), stage.operations(),
         batch_size=train.global_batch_size // jax.process_count(), seed=config.seed,
-        worker_count=config.data.worker_count,
+        worker_count=config.data.worker_count, read_threads=config.data.get("read_threads", 16),
+        prefetch_buffer_size=config.data.get("prefetch_buffer_size", 500),
     )  # fmt: skip
     iterator = iter(loader)
     restored = _restore(ckpt, state, config)
