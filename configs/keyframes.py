@@ -35,6 +35,9 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # same noise for every frame). Mixed noise (Ge et al. 2023) makes frames agree on what
     # their own noise would otherwise pick at random, where the temporal layers do not.
     config.diffusion.frame_noise_correlation = 0.0
+    # The same mixed noise in the video phase's training loss (PYoCo trains and samples with it);
+    # 0: independent frames. At the quickstart's 150 video steps, 0.8 did not help (bench README).
+    config.diffusion.training_frame_noise_correlation = 0.0
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"
