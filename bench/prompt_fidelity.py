@@ -17,7 +17,8 @@ frames, judged against their digit and colour; so a shortfall is placed on the p
 decoder.
 
     python bench/prompt_fidelity.py --checkpoints=runs/quickstart/checkpoints \
-        [--through=keyframes|interpolation] [--steps=50] [--guidance=G] [--frame_noise_correlation=R]
+        [--through=keyframes|interpolation] [--steps=50] [--guidance=G] \
+        [--frame_noise_correlation=R]
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def digit_centres(videos: np.ndarray) -> np.ndarray:
     weight = amount * (amount > 0.5)  # (N * F, H, W)
     rows, cols = np.indices(weight.shape[1:])
     total = np.maximum(weight.sum(axis=(1, 2)), 1e-6)
-    centre = np.stack([(weight * rows).sum((1, 2)) / total, (weight * cols).sum((1, 2)) / total], -1)
+    centre = np.stack([(weight * rows).sum((1, 2)), (weight * cols).sum((1, 2))], -1) / total[:, None]
     return centre.reshape(*videos.shape[:2], 2)
 
 
@@ -167,7 +168,8 @@ def main() -> None:
     real_frames = train_frames[frames_per_clip // 2 :: frames_per_clip][: len(wanted)]
     real_digits = train_digits[::frames_per_clip][: len(wanted)]
     real_clips = train_frames.reshape(-1, frames_per_clip, *train_frames.shape[1:])[: len(wanted)]
-    result["real_clips"] = motion(real_clips)  # keyframes' spacing; ↑F's frames are `skip`x closer
+    # At the keyframes' spacing; with --through=interpolation the frames are `skip` times closer.
+    result["real_clips"] = motion(real_clips)
     conditions = {
         "from_prompts": (cascade.embed_prompts(prompts, options), wanted),
         "from_real_frames": (

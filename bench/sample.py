@@ -60,7 +60,9 @@ def main() -> None:
     stages = {
         "clip+prior": lambda: ready(cascade.embed_prompts(prompts, options)),
         "keyframes": lambda: ready(cascade.keyframes(embeddings, options)),
-        "interpolation": lambda: ready(cascade.interpolate_keyframes(keyframes, embeddings, options)),
+        "interpolation": lambda: ready(
+            cascade.interpolate_keyframes(keyframes, embeddings, options)
+        ),
         "sr_low": lambda: ready(cascade.upscale("sr_low", video, options)),
         "sr_high": lambda: ready(cascade.upscale("sr_high", low, options)),
     }

@@ -65,8 +65,9 @@ def diffusion_loss(
     t is uniform over [0, T) per example. `weights` (broadcastable to x0) weight elements, e.g. to
     leave conditioning frames out of the loss; `min_snr_gamma` > 0 weights timesteps by
     `min_snr_weight`. `noise` (shaped as x0) is the noise to add, standard normal (drawn from
-    `key`) when None; a video stage passes frame-correlated noise. Returns (loss, aux) with the per-example losses (unweighted by timestep)
-    and the network's output (what stages compute their logged metrics from).
+    `key`) when None; a video stage passes frame-correlated noise. Returns (loss, aux) with the
+    per-example losses (unweighted by timestep) and the network's output (what stages compute
+    their logged metrics from).
     """
     t_key, noise_key = jax.random.split(key)
     batch = x0.shape[0]
