@@ -14,6 +14,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+# Grain's own defaults for reading records (threads, records read ahead): right for remote storage.
+READ_THREADS = 16
+PREFETCH_BUFFER_SIZE = 500
+
 
 def make_loader(
     source,
@@ -25,8 +29,8 @@ def make_loader(
     num_epochs: int | None = None,
     shard_options: grain.ShardOptions | None = None,
     worker_count: int = 0,
-    read_threads: int = 16,
-    prefetch_buffer_size: int = 500,
+    read_threads: int = READ_THREADS,
+    prefetch_buffer_size: int = PREFETCH_BUFFER_SIZE,
 ) -> grain.DataLoader:
     """A loader of per-process batches of `batch_size` examples. `read_threads` and
     `prefetch_buffer_size` are Grain's record-reading threads and read-ahead (its defaults, for

@@ -22,7 +22,12 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.data import files
-from mav_jax.data.loader import global_batch, make_loader
+from mav_jax.data.loader import (
+    PREFETCH_BUFFER_SIZE,
+    READ_THREADS,
+    global_batch,
+    make_loader,
+)
 from mav_jax.data.video_io import tile_videos, write_gif, write_mp4
 from mav_jax.parallel import make_mesh
 from mav_jax.stages import Stage, stage_from_config, to_uint8
@@ -145,8 +150,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     loader = make_loader(
         _data_source(config, stage), stage.operations(),
         batch_size=train.global_batch_size // jax.process_count(), seed=config.seed,
-        worker_count=config.data.worker_count, read_threads=config.data.get("read_threads", 16),
-        prefetch_buffer_size=config.data.get("prefetch_buffer_size", 500),
+        worker_count=config.data.worker_count,
+        read_threads=config.data.get("read_threads", READ_THREADS),
+        prefetch_buffer_size=config.data.get("prefetch_buffer_size", PREFETCH_BUFFER_SIZE),
     )  # fmt: skip
     iterator = iter(loader)
     restored = _restore(ckpt, state, config)
