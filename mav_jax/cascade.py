@@ -137,9 +137,25 @@ class Cascade:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _loaded(self, name: str) -> LoadedStage:
+        """Stage `name`, or a CascadeError when the cascade was loaded without it."""
+        if name not in self.stages:
+            raise CascadeError(self._missing(name))
+        return self.stages[name]
+
+    def _frozen_clip(self) -> FrozenClip:
+        if self.clip is None:
+            raise CascadeError(self._missing("clip"))
+        return self.clip
+
+    def _missing(self, name: str) -> str:
+        have = ", ".join(([] if self.clip is None else ["clip"]) + list(self.stages)) or "none"
+        return (f"This cascade was loaded without its {name} stage (it has {have}); pass "
+                f"'{name}' in Cascade.load's stages.")
+
     def _stage(self, name: str, options: SamplingOptions):
         """The stage as loaded, with the sampling options that override its config applied."""
-        stage = self.stages[name].stage
+        stage = self._loaded(name).stage
         if options.frame_noise_correlation >= 0:
             stage = dataclasses.replace(stage, frame_noise_correlation=options.frame_noise_correlation)
         return stage
@@ -159,7 +175,7 @@ class Cascade:
             return options.fps
         if "interpolation" in self.stages:
             return SOURCE_FPS / min(self.stages["interpolation"].stage.clips.frame_skips)
-        return SOURCE_FPS / min(self.stages["keyframes"].stage.clips.frame_skips)
+        return SOURCE_FPS / min(self._loaded("keyframes").stage.clips.frame_skips)
 
     def keyframe_fps(self, options: SamplingOptions) -> float:
         """The keyframes' frame rate: the output's, divided by the interpolation's frame skip."""
@@ -173,13 +189,13 @@ class Cascade:
 
     def embed_prompts(self, prompts: list[str], options: SamplingOptions) -> jax.Array:
         """Prompts -> (N, E) unit CLIP image embeddings through the prior."""
+        clip, prior = self._frozen_clip(), self._loaded("prior")
         for prompt in prompts:
             if not prompt.strip():
                 raise ValueError("A prompt is empty; say what the video should show.")
-        tokens = self.clip.tokenize(prompts)  # PromptTooLongError names the limit
+        tokens = clip.tokenize(prompts)  # PromptTooLongError names the limit
         tokens, n = self._pad(tokens)
-        text_embedding, text_tokens = self.clip.encode_text(tokens)
-        prior = self.stages["prior"]
+        text_embedding, text_tokens = clip.encode_text(tokens)
         guidance = options.prior_guidance or float(prior.config.diffusion.guidance_scale)
         steps = self._steps("prior", options)
         sample = self._jit(("prior", steps, guidance), functools.partial(
@@ -191,7 +207,7 @@ class Cascade:
                       text_embedding=text_embedding)[:n]  # fmt: skip
 
     def keyframes(self, embeddings: jax.Array, options: SamplingOptions) -> jax.Array:
-        kf = self.stages["keyframes"]
+        kf = self._loaded("keyframes")
         fps = self.keyframe_fps(options)
         guidance = options.guidance or float(kf.config.diffusion.guidance_scale)
         embeddings, n = self._pad(np.asarray(embeddings))
@@ -211,7 +227,7 @@ class Cascade:
                     options: SamplingOptions) -> jax.Array:  # fmt: skip
         """↑F on (N, F, H, W, 3): frames where `mask` (F,) is 1 come back exactly. `embeddings`
         (N, E) are the videos' unit CLIP image embeddings (None: ↑F is not conditioned)."""
-        interp = self.stages["interpolation"]
+        interp = self._loaded("interpolation")
         video, n = self._pad(np.asarray(video, np.float32))
         if embeddings is not None:
             embeddings, _ = self._pad(np.asarray(embeddings, np.float32))
@@ -233,12 +249,12 @@ class Cascade:
                               options: SamplingOptions) -> jax.Array:  # fmt: skip
         """↑F from keyframes (N, K, H, W, 3): (N, (K - 1) * keyframe_skip + 1, H, W, 3), the
         keyframes kept exactly and the frames between them generated."""
-        skip = self.stages["interpolation"].stage.keyframe_skip
+        skip = self._loaded("interpolation").stage.keyframe_skip
         given, mask = spread_keyframes(np.asarray(keyframes), skip)
         return self.interpolate(given, mask, embeddings, options)
 
     def upscale(self, name: str, video: jax.Array, options: SamplingOptions) -> jax.Array:
-        sr = self.stages[name]
+        sr = self._loaded(name)
         video, n = self._pad(np.asarray(video, np.float32))
         fps = jnp.full((video.shape[0],), self.output_fps(options), jnp.float32)
         key = jax.random.fold_in(jax.random.key(options.seed), 3 + VIDEO_STAGES.index(name))
@@ -278,13 +294,13 @@ class Cascade:
 
     def _embed_frame(self, frame: np.ndarray) -> jax.Array:
         """(H, W, 3) in [-1, 1] -> (1, E) unit CLIP image embedding."""
-        return unit(self.clip.encode_image(jnp.asarray(frame[None], jnp.float32)))
+        return unit(self._frozen_clip().encode_image(jnp.asarray(frame[None], jnp.float32)))
 
     def from_frames(self, video: np.ndarray, mode: str, options: SamplingOptions) -> dict:
         """↑F given frames ((F, H, W, 3) in [-1, 1], at the interpolation stage's resolution):
         'interpolate' puts the F frames keyframe_skip apart and fills the gaps; 'extrapolate'
         continues them for as many frames again; 'animate' starts from the first frame only."""
-        interp = self.stages["interpolation"].stage
+        interp = self._loaded("interpolation").stage
         size = interp.resolution
         if video.shape[1:3] != (size, size):
             raise ValueError(f"Frames are {video.shape[1]}x{video.shape[2]}; the interpolation "

@@ -134,6 +134,15 @@ def test_missing_and_mismatched_checkpoints_are_clear_errors(checkpoints, tmp_pa
     # From given frames, a CLIP-conditioned ↑F still needs the CLIP to embed one of them.
     with pytest.raises(CascadeError, match="needs its clip checkpoint"):
         Cascade.load(checkpoints, mesh, ("interpolation", "sr_low", "sr_high"))
+    # A cascade loaded with some stages names the one a call needs, rather than a KeyError.
+    partial_cascade = Cascade.load(checkpoints, mesh, ("keyframes", "sr_low"))
+    keyframes = np.zeros((1, 3, 16, 16, 3), np.float32)
+    with pytest.raises(CascadeError, match="without its interpolation stage .*keyframes, sr_low"):
+        partial_cascade.interpolate_keyframes(keyframes, None, OPTIONS)
+    with pytest.raises(CascadeError, match="without its clip stage"):
+        partial_cascade.embed_prompts(["a red 3"], OPTIONS)
+    with pytest.raises(CascadeError, match="without its interpolation stage"):
+        partial_cascade.from_frames(keyframes[0], "animate", OPTIONS)
 
 
 def test_outputs_are_mp4_gif_and_a_contact_sheet(tmp_path):
