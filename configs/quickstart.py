@@ -9,6 +9,8 @@ budget of each stage; `scale` in `stages(scale)` multiplies it (the tests use a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import ml_collections
 
 from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
@@ -29,22 +31,43 @@ PROMPTS = (
 )
 
 
+def _step_fields(steps: int) -> dict:
+    """A run's step count and the warmup, checkpoint and log intervals that follow from it."""
+    return dict(num_steps=steps, warmup_steps=min(50, steps // 10),
+                checkpoint_every=max(steps // 4, 1), log_every=max(steps // 20, 1))  # fmt: skip
+
+
 def _train(config, steps: int, batch: int, lr: float, **extra) -> None:
     """No trainer samples: the quickstart's own videos keep every stage's output, and each
     stage's sampler compile would cost about half a minute."""
-    config.train.update(num_steps=steps, global_batch_size=batch, learning_rate=lr,
-                        warmup_steps=min(50, steps // 10), checkpoint_every=max(steps // 4, 1),
-                        log_every=max(steps // 20, 1), sample_every=0, num_samples=0,
-                        **extra)  # fmt: skip
+    config.train.update(global_batch_size=batch, learning_rate=lr, sample_every=0, num_samples=0,
+                        **_step_fields(steps), **extra)  # fmt: skip
     config.mesh.update(data=-1, fsdp=1, tensor=1)
     # Local files on 2 cores: one reading thread, one batch ahead. Grain's 16 threads and 500
     # records ahead cost 10-15 ms a batch in its own bookkeeping here.
     config.data.update(read_threads=1, prefetch_buffer_size=batch)
 
 
-def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, ml_collections.ConfigDict]]:
+def _override_steps(runs: list, run_steps: Mapping[str, int]) -> list:
+    """Set the step counts of the runs named in `run_steps` (run name -> steps)."""
+    names = [name for name, _ in runs]
+    unknown = sorted(set(run_steps) - set(names))
+    if unknown:
+        raise ValueError(f"No quickstart run is named {', '.join(unknown)}; the runs are "
+                         f"{', '.join(names)}.")  # fmt: skip
+    for name, config in runs:
+        if name in run_steps:
+            if run_steps[name] < 1:
+                raise ValueError(f"Run {name} needs at least 1 step, got {run_steps[name]}.")
+            config.train.update(**_step_fields(run_steps[name]))
+    return runs
+
+
+def stages(data_dir: str, workdir: str, scale: float = 1.0,
+           run_steps: Mapping[str, int] | None = None) -> list[tuple[str, ml_collections.ConfigDict]]:  # fmt: skip
     """(run name, config) for every training run of the tiny cascade, in order. Later stages read
-    earlier ones' exports from WORKDIR/checkpoints/<stage>."""
+    earlier ones' exports from WORKDIR/checkpoints/<stage>. `run_steps` (run name -> steps)
+    replaces the scaled step counts of the runs it names."""
     exports = f"{workdir}/checkpoints"
     steps = lambda n: max(int(n * scale), 2)  # noqa: E731
     runs = []
@@ -73,6 +96,12 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
         if phase == "video":
             c.init_from = f"{exports}/keyframes_image"
             c.diffusion.frame_noise_correlation = FRAME_NOISE_CORRELATION
+            # 150 steps (160 s on 2 CPU cores) leave the temporal layers near their identity
+            # start: the digit barely moves. Motion needs many more (bench/prompt_fidelity.py,
+            # 0.8 correlation; the digit's centre steps 2.03 px a frame in real clips):
+            #   150 steps: 0.57 px, digit right in 31% of frames
+            #   1500: 1.45 px, 48%;  5000: 1.71 px, 62% (213 s on one H100; ~80 min here)
+            # `python -m mav_jax.quickstart --steps=keyframes_video=5000` asks for them.
             _train(c, steps(150), 16, 5e-4)
         else:
             # The decoder is where the digit was lost (bench/prompt_fidelity.py): 820 steps x 48
@@ -108,7 +137,7 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0) -> list[tuple[str, m
     c.data.update(dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2)
     _train(c, steps(900), 16, 1e-3)
     runs.append(("sr_high", c))
-    return runs
+    return _override_steps(runs, run_steps or {})
 
 
 # Where each run is exported (WORKDIR/checkpoints/<name>); the cascade reads the stage names.

@@ -8,6 +8,10 @@
 
 Interrupted, the same command resumes: finished stages are skipped (their export exists) and the
 stage in progress resumes from its newest checkpoint. Timings go to DIR/timings.json.
+
+`--steps=RUN=N` changes one run's training steps, e.g. `--steps=keyframes_video=5000` for keyframes
+whose digit moves (configs/quickstart.py); run again with more steps on a finished workdir, that
+run trains on from where it stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where data, runs, exports and s
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir (default: WORKDIR/data).")
 _SCALE = flags.DEFINE_float("scale", 1.0, "Multiplies every stage's training steps.")
 _SAMPLE_STEPS = flags.DEFINE_integer("sample_steps", 50, "Sampler steps per stage for the videos.")
+_STEPS = flags.DEFINE_multi_string(
+    "steps", [], "RUN=N: train run RUN (clip, prior, keyframes_image, keyframes_video, "
+    "interpolation, sr_low, sr_high) for N steps instead of configs/quickstart.py's; repeatable. "
+    "A finished run given more steps trains on from its last checkpoint and is exported again.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -36,15 +44,45 @@ def ensure_datasets(data_dir: str) -> None:
             build("moving_digits", data_dir, config=config)
 
 
+def parse_run_steps(items: list[str]) -> dict[str, int]:
+    """['keyframes_video=5000', ...] -> {'keyframes_video': 5000}; a malformed item is an error."""
+    run_steps = {}
+    for item in items:
+        name, _, count = item.partition("=")
+        if not name or not count.strip().isdigit():
+            raise app.UsageError(f"--steps takes RUN=N (e.g. keyframes_video=5000), got '{item}'.")
+        run_steps[name.strip()] = int(count)
+    return run_steps
+
+
+def export_is_current(export: str, num_steps: int, run: str) -> bool:
+    """Whether `export` holds the run trained for `num_steps`: False when it is missing or
+    exported at fewer steps (the run trains on); an export of more steps is an error, since
+    going on would replace it with a shorter run's."""
+    config_path = os.path.join(export, "config.json")
+    if not os.path.exists(config_path):
+        return False
+    with open(config_path) as f:
+        exported = json.load(f).get("exported_from", {}).get("step")
+    if exported is None or exported == num_steps:
+        return True
+    if exported > num_steps:
+        raise app.UsageError(
+            f"{export} was trained for {exported} steps, more than the {num_steps} asked; pass "
+            f"--steps={run}={exported} (or more), or use a fresh --workdir."
+        )
+    return False
+
+
 def train_stage(name: str, config, workdir: str, timings: dict) -> None:
-    """Train (or resume) one run, then export it; skipped when its export already exists."""
+    """Train (or resume) one run, then export it; skipped when its export is current."""
     from configs.quickstart import EXPORTS
     from mav_jax.train.trainer import train_and_evaluate
     from mav_jax.train.weights import export_inference
 
     run_dir = os.path.join(workdir, "runs", name)
     export = os.path.join(workdir, "checkpoints", EXPORTS[name])
-    if os.path.exists(os.path.join(export, "config.json")):
+    if export_is_current(export, config.train.num_steps, name):
         logging.info("%s: done (%s exists)", name, export)
         return
     began = time.perf_counter()
@@ -68,6 +106,10 @@ def main(argv) -> None:
     cli_logging.setup()
     workdir = os.path.abspath(_WORKDIR.value)
     data_dir = _DATA_DIR.value or os.path.join(workdir, "data")
+    try:
+        runs = quickstart.stages(data_dir, workdir, _SCALE.value, parse_run_steps(_STEPS.value))
+    except ValueError as error:  # an unknown run name or a step count below 1
+        raise app.UsageError(str(error)) from error
     os.makedirs(workdir, exist_ok=True)
     timings_path = os.path.join(workdir, "timings.json")
     timings = {}
@@ -77,7 +119,7 @@ def main(argv) -> None:
     began = time.perf_counter()
     ensure_datasets(data_dir)
     timings["datasets"] = timings.get("datasets", 0.0) + time.perf_counter() - began
-    for name, config in quickstart.stages(data_dir, workdir, _SCALE.value):
+    for name, config in runs:
         train_stage(name, config, workdir, timings)
         with open(timings_path, "w") as f:
             json.dump(timings, f, indent=1)
