@@ -100,7 +100,7 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
             # start: the digit barely moves. Motion needs many more (bench/prompt_fidelity.py,
             # 0.8 correlation; the digit's centre steps 2.03 px a frame in real clips):
             #   150 steps: 0.57 px, digit right in 31% of frames
-            #   1500: 1.45 px, 48%;  5000: 1.71 px, 62% (213 s on one H100; ~80 min here)
+            #   1500: 1.45 px, 48%;  5000: 1.71 px, 62-63% (213 s on one H100, 66 min here)
             # `python -m mav_jax.quickstart --steps=keyframes_video=5000` asks for them.
             _train(c, steps(150), 16, 5e-4)
         else:
