@@ -59,11 +59,12 @@ def export_is_current(export: str, num_steps: int, run: str) -> bool:
     """Whether `export` holds the run trained for `num_steps`: False when it is missing or
     exported at fewer steps (the run trains on); an export of more steps is an error, since
     going on would replace it with a shorter run's."""
-    config_path = os.path.join(export, "config.json")
-    if not os.path.exists(config_path):
+    from mav_jax.train.weights import export_source
+
+    source = export_source(export)
+    if source is None:
         return False
-    with open(config_path) as f:
-        exported = json.load(f).get("exported_from", {}).get("step")
+    exported = source.get("step")
     if exported is None or exported == num_steps:
         return True
     if exported > num_steps:

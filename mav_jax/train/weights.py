@@ -108,6 +108,15 @@ def write_export(output: str, config: ml_collections.ConfigDict, params: nnx.Sta
             json.dump(record, f, indent=1)
 
 
+def export_source(path: str) -> dict | None:
+    """Where the export at `path` came from (`write_export`'s `source`, e.g. workdir and step),
+    or None when `path` holds no export."""
+    if not _is_export(path):
+        return None
+    with files.open_file(os.path.join(path, EXPORT_CONFIG)) as f:
+        return json.load(f).get("exported_from", {})
+
+
 def load_inference(path: str, mesh: Mesh, rules=DEFAULT_RULES):
     """(config, graphdef, params) of an export, sharded on `mesh` by the logical-axis rules."""
     if not _is_export(path):
