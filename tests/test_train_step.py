@@ -13,7 +13,7 @@ from mav_jax.parallel import make_mesh
 from mav_jax.stages.keyframes import KeyframeStage
 from mav_jax.state_paths import flat_params
 from mav_jax.train.optimizer import make_optimizer
-from mav_jax.train.step import init_train_state, make_train_step
+from mav_jax.train.step import ema_decay_at, init_train_state, make_train_step
 
 CFG = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
                  num_heads=2, temporal=True, fps_conditioning=True, embedding_dim=8, dropout=0.1)  # fmt: skip
@@ -112,3 +112,13 @@ def test_gradient_accumulation_gives_the_whole_batch_update(model):
     np.testing.assert_allclose([loss2, norm2], [loss1, norm1], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(accumulated.params), jax.tree.leaves(whole.params), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_ema_decay_warms_up_to_the_configured_decay():
+    # A short run's EMA must follow its recent weights, not keep its initialisation: with a fixed
+    # 0.99 a 150-step run's EMA would still be 22% the initial weights.
+    decays = [float(ema_decay_at(step, 0.99)) for step in (0, 1, 90, 150, 990, 10_000)]
+    np.testing.assert_allclose(decays[:4], [0.1, 2 / 11, 0.91, 151 / 160], rtol=1e-6)
+    assert decays[4] == decays[5] == np.float32(0.99)
+    initial_weight = np.prod([float(ema_decay_at(step, 0.99)) for step in range(150)])
+    assert initial_weight < 1e-9

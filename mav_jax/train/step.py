@@ -84,6 +84,15 @@ def optimizer_state_shardings(optimizer, params, mesh: Mesh):
     return jax.tree_util.tree_map_with_path(choose, jax.eval_shape(optimizer.init, params))
 
 
+def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
+    """The EMA's decay for the update after `step` updates: (1 + step) / (10 + step), capped at
+    `ema_decay`. A fixed 0.99 would leave a 150-step run's EMA 22% its initialisation (0.99^150)
+    and the rest lagging ~100 steps behind; the warmup keeps a short run's EMA near its recent
+    weights and is `ema_decay` itself from step 990 on (0.99) or 99,990 (0.9999)."""
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(jnp.float32(ema_decay), (1.0 + step) / (10.0 + step))
+
+
 def _split_micro_batches(batch: dict, count: int, sharding: NamedSharding) -> dict:
     """(B, ...) -> (count, B / count, ...), each micro-batch still split over the batch axes.
 
@@ -141,7 +150,8 @@ def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, b
             )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        ema = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, state.ema, params)
+        decay = ema_decay_at(state.step, ema_decay)
+        ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema, params)
         new_state = state.replace(step=state.step + 1, params=params, ema=ema, opt_state=opt_state)
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **logged}
 
