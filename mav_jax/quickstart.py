@@ -11,7 +11,8 @@ stage in progress resumes from its newest checkpoint. Timings go to DIR/timings.
 
 `--steps=RUN=N` changes one run's training steps, e.g. `--steps=keyframes_video=5000` for keyframes
 whose digit moves (configs/quickstart.py); run again with more steps on a finished workdir, that
-run trains on from where it stopped.
+run trains on from where it stopped, and the runs that start from its export (↑F from D^t; every
+later run from CLIP's) train again from the start, their old runs moved to DIR/superseded.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _SAMPLE_STEPS = flags.DEFINE_integer("sample_steps", 50, "Sampler steps per stag
 _STEPS = flags.DEFINE_multi_string(
     "steps", [], "RUN=N: train run RUN (clip, prior, keyframes_image, keyframes_video, "
     "interpolation, sr_low, sr_high) for N steps instead of configs/quickstart.py's; repeatable. "
-    "A finished run given more steps trains on from its last checkpoint and is exported again.")
+    "A finished run given more steps trains on from its last checkpoint and is exported again; "
+    "the runs initialised from or conditioned on its export train again.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -75,23 +77,95 @@ def export_is_current(export: str, num_steps: int, run: str) -> bool:
     return False
 
 
+INPUTS_FILE = "quickstart_inputs.json"  # in a run's directory: the exports it began from
+
+
+def upstream_exports(config) -> dict[str, str | None]:
+    """The exports a run is initialised from (`init_from`) or conditioned on (`clip_from`), each
+    with its id (None for an export made before ids were recorded)."""
+    from mav_jax.train.weights import export_source
+
+    paths = [config.get(field) for field in ("init_from", "clip_from")]
+    return {path: (export_source(path) or {}).get("id") for path in paths if path}
+
+
+def recorded_inputs(run_dir: str, export: str) -> dict[str, str | None]:
+    """The upstream export ids a run began from: its export's record, else its run directory's
+    (a run not finished yet); empty for a run that recorded none (or has not begun)."""
+    from mav_jax.train.weights import export_source
+
+    source = export_source(export)
+    if source is not None:
+        return source.get("inputs") or {}
+    path = os.path.join(run_dir, INPUTS_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def set_aside(workdir: str, name: str, run_dir: str, export: str) -> str:
+    """Move a run's directory and export to WORKDIR/superseded/<name>-<n> (nothing is deleted)."""
+    import shutil
+
+    n = 1
+    while os.path.exists(aside := os.path.join(workdir, "superseded", f"{name}-{n}")):
+        n += 1
+    os.makedirs(aside)
+    for path, kind in ((run_dir, "run"), (export, "export")):
+        if os.path.exists(path):
+            shutil.move(path, os.path.join(aside, kind))
+    return aside
+
+
+def run_paths(name: str, workdir: str) -> tuple[str, str]:
+    """(training directory, export directory) of quickstart run `name`."""
+    from configs.quickstart import EXPORTS
+
+    return os.path.join(workdir, "runs", name), os.path.join(workdir, "checkpoints", EXPORTS[name])
+
+
+def prepare_run(name: str, config, workdir: str) -> dict[str, str | None] | None:
+    """The upstream export ids to train run `name` from, or None when its export is current.
+
+    A run begun from an export that has since been replaced (↑F after `--steps=keyframes_video=N`
+    trained D^t on, or every run after CLIP's) is set aside and trains again from the start:
+    resuming it would keep weights learnt from, or conditioned on, the old export.
+    """
+    run_dir, export = run_paths(name, workdir)
+    current = upstream_exports(config)
+    recorded = recorded_inputs(run_dir, export)
+    replaced = sorted(path for path, id_ in recorded.items() if current.get(path, id_) != id_)
+    if replaced:
+        aside = set_aside(workdir, name, run_dir, export)
+        logging.warning("%s began from %s, replaced since: training it again from the start; "
+                        "the old run is in %s", name, ", ".join(replaced), aside)  # fmt: skip
+    if export_is_current(export, config.train.num_steps, name):
+        return None
+    return current
+
+
 def train_stage(name: str, config, workdir: str, timings: dict) -> None:
     """Train (or resume) one run, then export it; skipped when its export is current."""
-    from configs.quickstart import EXPORTS
     from mav_jax.train.trainer import train_and_evaluate
     from mav_jax.train.weights import export_inference
 
-    run_dir = os.path.join(workdir, "runs", name)
-    export = os.path.join(workdir, "checkpoints", EXPORTS[name])
-    if export_is_current(export, config.train.num_steps, name):
-        logging.info("%s: done (%s exists)", name, export)
+    inputs = prepare_run(name, config, workdir)
+    if inputs is None:
+        logging.info("%s: done (its export is current)", name)
         return
+    run_dir, export = run_paths(name, workdir)
     began = time.perf_counter()
     # A resumed run adds to the time its earlier part took; a run started afresh replaces it.
-    spent = timings.get(name, 0.0) if os.path.exists(run_dir) else 0.0
+    resumed = os.path.exists(run_dir)
+    spent = timings.get(name, 0.0) if resumed else 0.0
+    if not resumed:
+        os.makedirs(run_dir)
+        with open(os.path.join(run_dir, INPUTS_FILE), "w") as f:
+            json.dump(inputs, f, indent=1)
     logging.info("%s: training %d steps in %s", name, config.train.num_steps, run_dir)
     train_and_evaluate(config, run_dir)
-    export_inference(run_dir, export)
+    export_inference(run_dir, export, inputs=inputs)
     timings[name] = spent + time.perf_counter() - began
 
 

@@ -2,11 +2,12 @@
 
 import json
 
+import ml_collections
 import pytest
 from absl import app
 
 from configs import quickstart
-from mav_jax.quickstart import export_is_current, parse_run_steps
+from mav_jax.quickstart import INPUTS_FILE, export_is_current, parse_run_steps, prepare_run
 
 
 def test_step_overrides_set_the_named_runs_steps_and_intervals(tmp_path):
@@ -38,3 +39,42 @@ def test_an_export_of_fewer_steps_trains_on_and_one_of_more_is_refused(tmp_path)
     with pytest.raises(app.UsageError, match="150 steps, more than the 100 asked; pass "
                                              "--steps=keyframes_video=150"):
         export_is_current(str(export), 100, "keyframes_video")
+
+
+def _export(path, step, id_, inputs=None):
+    path.mkdir(parents=True, exist_ok=True)
+    source = {"step": step, "id": id_, **({"inputs": inputs} if inputs else {})}
+    (path / "config.json").write_text(json.dumps({"exported_from": source}))
+
+
+def test_a_run_begun_from_a_replaced_export_is_set_aside_and_trains_again(tmp_path):
+    exports = tmp_path / "checkpoints"
+    keyframes, clip = str(exports / "keyframes"), str(exports / "clip")
+    _export(exports / "keyframes", 150, "dt-a")
+    _export(exports / "clip", 1500, "clip-a")
+    config = ml_collections.ConfigDict(
+        {"init_from": keyframes, "clip_from": clip, "train": {"num_steps": 400}})
+    begun_from = {keyframes: "dt-a", clip: "clip-a"}
+    assert prepare_run("interpolation", config, str(tmp_path)) == begun_from  # not trained yet
+
+    run_dir = tmp_path / "runs" / "interpolation"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    _export(exports / "interpolation", 400, "f-a", begun_from)
+    assert prepare_run("interpolation", config, str(tmp_path)) is None  # finished and current
+
+    # D^t trained on (--steps): same path, new export. ↑F must start again, not keep its weights.
+    _export(exports / "keyframes", 5000, "dt-b")
+    assert prepare_run("interpolation", config, str(tmp_path)) == {keyframes: "dt-b", clip: "clip-a"}
+    aside = tmp_path / "superseded" / "interpolation-1"
+    assert not run_dir.exists() and not (exports / "interpolation").exists()
+    assert (aside / "run" / "checkpoints").is_dir()
+    assert json.loads((aside / "export" / "config.json").read_text())["exported_from"]["id"] == "f-a"
+
+    # A run interrupted before its export, begun from an export replaced since (even by one of
+    # the same step count), is set aside beside the first.
+    run_dir.mkdir(parents=True)
+    (run_dir / INPUTS_FILE).write_text(json.dumps({keyframes: "dt-b", clip: "clip-a"}))
+    _export(exports / "clip", 1500, "clip-b")
+    assert prepare_run("interpolation", config, str(tmp_path)) == {keyframes: "dt-b", clip: "clip-b"}
+    assert (tmp_path / "superseded" / "interpolation-2" / "run" / INPUTS_FILE).exists()
+    assert not run_dir.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import jax
 import ml_collections
@@ -88,11 +89,18 @@ def restore_training_ema(workdir: str, mesh: Mesh) -> tuple[int, ml_collections.
         ckpt.close()
 
 
-def export_inference(workdir: str, output: str, mesh: Mesh | None = None) -> int:
-    """Write the EMA parameters and config of `workdir`'s newest checkpoint to `output`."""
+def export_inference(workdir: str, output: str, mesh: Mesh | None = None,
+                     inputs: dict | None = None) -> int:  # fmt: skip
+    """Write the EMA parameters and config of `workdir`'s newest checkpoint to `output`.
+
+    The export's source records the workdir, the step, a fresh `id` (so that a run trained from
+    this export can tell when it is replaced, even by one of as many steps) and `inputs`: the ids
+    of the exports this run was initialised or conditioned from, when the caller knows them.
+    """
     mesh = mesh or make_mesh({"fsdp": -1})
     step, config, _, ema = restore_training_ema(workdir, mesh)
-    write_export(output, config, ema, {"workdir": workdir, "step": step})
+    source = {"workdir": workdir, "step": step, "id": uuid.uuid4().hex}
+    write_export(output, config, ema, {**source, **({"inputs": inputs} if inputs else {})})
     return step
 
 
