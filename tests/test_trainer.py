@@ -69,6 +69,7 @@ def test_video_phase_starts_from_the_image_weights_and_trains_only_temporal_laye
     assert step == 4
     exported = json.loads((tmp_path / "export" / "config.json").read_text())
     assert exported["phase"] == "video" and exported["exported_from"]["step"] == 4
+    assert len(exported["exported_from"]["id"]) == 32  # what later runs record they began from
     config2, _, params = load_inference(str(tmp_path / "export"), make_mesh({"data": 2, "tensor": 4}))
     assert config2.stage == "keyframes" and _leaves_equal(params, state.ema)
     leaf = params["down"][0]["res"]["conv1"]["spatial_conv"]["kernel"][...]
