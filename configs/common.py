@@ -87,7 +87,8 @@ def train_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     cfg.weight_decay = 0.0
     cfg.clip_norm = 1.0
     cfg.ema_decay = 0.99 if tiny else 0.9999
-    cfg.temporal_only = False  # video phase: train only temporal layers (+ fps embedding)
+    cfg.temporal_only = False  # video phase: train only temporal layers (+ fps embedding); the
+    # spatial ones are not differentiated (quickstart D^t: 1.3x the samples/s)
     cfg.log_every = 10 if tiny else 100
     cfg.checkpoint_every = 100 if tiny else 5000
     cfg.keep_checkpoints = 3

@@ -108,8 +108,14 @@ def _split_micro_batches(batch: dict, count: int, sharding: NamedSharding) -> di
 
 
 def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, batch_example: dict,
-                    ema_decay: float = 0.999, grad_accum_steps: int = 1):  # fmt: skip
+                    ema_decay: float = 0.999, grad_accum_steps: int = 1,
+                    trainable: Callable[[tuple], bool] | None = None):  # fmt: skip
     """A jitted `step(state, batch) -> (state, metrics)` with explicit in/out shardings.
+
+    With `trainable` (a predicate on parameter paths, e.g. `is_temporal_path`) only the parameters
+    it accepts are differentiated: the others enter the loss through `stop_gradient`, so XLA never
+    computes their weight gradients (which the optimizer would zero anyway), and `grad_norm` is the
+    trained parameters'.
 
     With `grad_accum_steps` = k the batch is processed as k micro-batches whose gradients are
     averaged before one update: the same update as the whole batch, at 1/k of the activations.
@@ -118,11 +124,16 @@ def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, b
     batch_spec = NamedSharding(mesh, PartitionSpec(BATCH_AXES))
     batch_sharding = {k: batch_spec for k in batch_example}
     logged_names = tuple(getattr(stage, "logged_metrics", ()))
+    frozen = None if trainable is None else jax.tree_util.tree_map_with_path(
+        lambda path, _: not trainable(path), state.params)  # fmt: skip
 
     def step(state: TrainState, batch: dict):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
         def loss_fn(params, micro_batch, micro_key):
+            if frozen is not None:
+                params = jax.tree.map(
+                    lambda p, f: jax.lax.stop_gradient(p) if f else p, params, frozen)
             loss, aux = stage.loss(nnx.merge(graphdef, params), micro_batch, micro_key)
             logged = {name: jnp.asarray(aux[name], jnp.float32) for name in logged_names}
             return loss, logged
