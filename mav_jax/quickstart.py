@@ -100,8 +100,14 @@ def recorded_inputs(run_dir: str, export: str) -> dict[str, str | None]:
     path = os.path.join(run_dir, INPUTS_FILE)
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as error:
+        raise app.UsageError(
+            f"{path} is damaged ({error}): delete it to resume the run without checking the "
+            f"exports it began from, or move {run_dir} away to train the run again."
+        ) from error
 
 
 def set_aside(workdir: str, name: str, run_dir: str, export: str) -> str:

@@ -78,3 +78,10 @@ def test_a_run_begun_from_a_replaced_export_is_set_aside_and_trains_again(tmp_pa
     assert prepare_run("interpolation", config, str(tmp_path)) == {keyframes: "dt-b", clip: "clip-b"}
     assert (tmp_path / "superseded" / "interpolation-2" / "run" / INPUTS_FILE).exists()
     assert not run_dir.exists()
+
+    # A damaged record of what a run began from is a clear error, and nothing is moved.
+    run_dir.mkdir(parents=True)
+    (run_dir / INPUTS_FILE).write_text('{"truncated')
+    with pytest.raises(app.UsageError, match=f"{INPUTS_FILE} is damaged .*delete it"):
+        prepare_run("interpolation", config, str(tmp_path))
+    assert (run_dir / INPUTS_FILE).exists()

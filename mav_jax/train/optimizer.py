@@ -3,6 +3,8 @@ parameters train (the video phase's "temporal only" option: everything else stay
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import optax
 
@@ -14,6 +16,12 @@ def learning_rate_schedule(learning_rate: float, total_steps: int, warmup_steps:
     return optax.warmup_cosine_decay_schedule(
         0.0, learning_rate, max(warmup_steps, 1), max(total_steps, warmup_steps + 1)
     )
+
+
+def trainable_paths(temporal_only: bool) -> Callable[[tuple], bool] | None:
+    """Which parameter paths train: every one (None), or only the temporal layers' and the fps
+    embedding's. The optimizer freezes the others and the train step does not differentiate them."""
+    return is_temporal_path if temporal_only else None
 
 
 def make_optimizer(
@@ -33,7 +41,8 @@ def make_optimizer(
         return optimizer
     if params is None:
         raise ValueError("temporal_only needs `params` to tell temporal from spatial leaves.")
+    trains = trainable_paths(temporal_only)
     labels = jax.tree_util.tree_map_with_path(
-        lambda path, _: "train" if is_temporal_path(path) else "freeze", params
+        lambda path, _: "train" if trains(path) else "freeze", params
     )
     return optax.multi_transform({"train": optimizer, "freeze": optax.set_to_zero()}, labels)

@@ -88,7 +88,7 @@ def ema_decay_at(step: jax.Array, ema_decay: float) -> jax.Array:
     """The EMA's decay for the update after `step` updates: (1 + step) / (10 + step), capped at
     `ema_decay`. A fixed 0.99 would leave a 150-step run's EMA 22% its initialisation (0.99^150)
     and the rest lagging ~100 steps behind; the warmup keeps a short run's EMA near its recent
-    weights and is `ema_decay` itself from step 990 on (0.99) or 99,990 (0.9999)."""
+    weights and is `ema_decay` itself from step 890 on (0.99) or 89,990 (0.9999)."""
     step = jnp.asarray(step, jnp.float32)
     return jnp.minimum(jnp.float32(ema_decay), (1.0 + step) / (10.0 + step))
 

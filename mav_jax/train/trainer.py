@@ -29,13 +29,12 @@ from mav_jax.data.loader import (
     make_loader,
 )
 from mav_jax.data.video_io import tile_videos, write_gif, write_mp4
-from mav_jax.nn import is_temporal_path
 from mav_jax.parallel import make_mesh
 from mav_jax.stages import Stage, stage_from_config, to_uint8
 from mav_jax.train.checkpoints import Checkpointer, abstract_like
 from mav_jax.train.config_checks import ConfigError, check_config
 from mav_jax.train.metrics import TrainingMonitor, flops_per_device
-from mav_jax.train.optimizer import learning_rate_schedule
+from mav_jax.train.optimizer import learning_rate_schedule, trainable_paths
 from mav_jax.train.step import TrainState, make_train_step
 from mav_jax.train.weights import CHECKPOINTS, build_train_state, initialize_from
 
@@ -177,7 +176,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     batch = next_batch()
     step_fn = make_train_step(graphdef, stage, optimizer, mesh, state, batch,
                               ema_decay=train.ema_decay, grad_accum_steps=train.grad_accum_steps,
-                              trainable=is_temporal_path if train.temporal_only else None)  # fmt: skip
+                              trainable=trainable_paths(train.temporal_only))  # fmt: skip
     compiled = step_fn.lower(state, batch).compile()
     schedule = learning_rate_schedule(train.learning_rate, train.num_steps, train.warmup_steps)
     monitor = TrainingMonitor(workdir, train.num_steps, start, train.global_batch_size,
