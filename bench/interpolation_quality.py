@@ -36,11 +36,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def held_out_clips(stage, dataset: str, data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, F, H, W, 3) clips in [-1, 1] and their (N,) fps, through the stage's own transforms
     (the frame mask it draws is replaced by the interpolation mask)."""
-    import tensorflow_datasets as tfds
+    from mav_jax.data.loader import transform_record, video_source
 
-    from mav_jax.data.loader import transform_record
-
-    source = tfds.data_source(dataset, split="eval", data_dir=data_dir or None)
+    source = video_source(dataset, "eval", data_dir)
     rng = np.random.default_rng(0)
     records = [transform_record(stage.operations(), source[i], rng)
                for i in range(min(count, len(source)))]  # fmt: skip

@@ -37,11 +37,9 @@ WINDOW = 10  # crop around the digit: its 8x8 at the keyframes' 16x16, and a pix
 
 def stage_frames(stage, dataset: str, split: str, data_dir: str, limit: int):
     """(N, H, W, 3) frames in [-1, 1] through the stage's own transforms, and (N,) digit labels."""
-    import tensorflow_datasets as tfds
+    from mav_jax.data.loader import transform_record, video_source
 
-    from mav_jax.data.loader import transform_record
-
-    source = tfds.data_source(dataset, split=split, data_dir=data_dir or None)
+    source = video_source(dataset, split, data_dir)
     rng = np.random.default_rng(0)
     frames, digits = [], []
     for i in range(min(limit, len(source))):

@@ -13,7 +13,7 @@ from mav_jax.data.clips import (
     fps_curriculum,
     sample_clip,
 )
-from mav_jax.data.loader import global_batch, make_loader
+from mav_jax.data.loader import global_batch, make_loader, video_source
 from mav_jax.data.stage_inputs import (
     LowResolution,
     MaskForInterpolation,
@@ -178,6 +178,32 @@ def test_moving_digits_clips_flow_through_to_interpolation_batches(tmp_path):
     )
     np.testing.assert_allclose(batch["fps"], 24.0 / batch["frame_skip"])
     assert -1.0 <= batch["video"].min() < batch["video"].max() <= 1.0
+
+
+def test_encoded_records_decode_only_a_clips_frames_into_the_same_clips(digits_data_dir, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from mav_jax.data import clips
+
+    decoded = tfds.data_source("moving_digits/unit", split="video", data_dir=digits_data_dir)
+    encoded = video_source("moving_digits/unit", "video", digits_data_dir)
+    opened = []
+    open_image = clips.Image.open
+    monkeypatch.setattr(clips.Image, "open", lambda f: opened.append(f) or open_image(f))
+    sampling = ClipSampling(num_frames=5, frame_skips=(1, 3))
+    for i in range(len(decoded)):
+        frames = encoded[i]["video"]  # (T,) PNG bytes
+        assert len(frames) == 80 and all(isinstance(f, bytes) for f in frames)
+        expected = sample_clip(decoded[i]["video"], SOURCE_FPS, sampling, np.random.default_rng(i))
+        opened.clear()  # TFDS decodes with PIL too: count only the encoded record's decodes
+        clip = sample_clip(frames, SOURCE_FPS, sampling, np.random.default_rng(i))
+        assert len(opened) == 5  # the clip's frames, not the record's 80
+        assert clip["video"].shape == (5, 32, 32, 3) and clip["video"].dtype == np.uint8
+        for key in expected:
+            np.testing.assert_array_equal(clip[key], expected[key])
+    damaged = [b"\x89PNG truncated"] * 80
+    with pytest.raises(ValueError, match="does not decode.*rebuild"):
+        sample_clip(damaged, SOURCE_FPS, sampling, np.random.default_rng(0))
 
 
 def test_resize_fit_keeps_the_whole_scene_and_crop_fit_keeps_native_pixels():

@@ -8,9 +8,12 @@ Beta-distributed target frame rate; only skips the source video is long enough f
 from __future__ import annotations
 
 import dataclasses
+import io
+from collections.abc import Sequence
 
 import grain.python as grain
 import numpy as np
+from PIL import Image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +64,25 @@ def choose_frame_skip(
     return int(feasible[int(np.argmin(np.abs(rates - target)))])
 
 
-def sample_clip(video: np.ndarray, source_fps: float, sampling: ClipSampling, rng) -> dict:
-    """(T, H, W, 3) -> {'video': (F, H, W, 3), 'fps', 'frame_skip', 'start'}."""
-    skip = choose_frame_skip(sampling, video.shape[0], rng)
-    start = int(rng.integers(0, video.shape[0] - sampling.span(skip) + 1))
-    frames = video[start : start + sampling.span(skip) : skip]
+def decode_frame(frame) -> np.ndarray:
+    """One frame -> (H, W, 3) uint8: decoded pixels pass through; encoded ones (the PNG or JPEG
+    bytes `loader.video_source` leaves a record's frames as) are decoded here."""
+    if isinstance(frame, (bytes, np.bytes_)):
+        try:
+            with Image.open(io.BytesIO(frame)) as image:
+                return np.asarray(image.convert("RGB"))
+        except OSError as error:  # PIL's UnidentifiedImageError, truncated files
+            raise ValueError(f"A video frame does not decode ({error}); the dataset's records are "
+                             "damaged: rebuild it.") from error  # fmt: skip
+    return np.asarray(frame, np.uint8)
+
+
+def sample_clip(video: Sequence, source_fps: float, sampling: ClipSampling, rng) -> dict:
+    """T frames ((T, H, W, 3) pixels, or T encoded frames) -> {'video': (F, H, W, 3) uint8,
+    'fps', 'frame_skip', 'start'}. Only the F chosen frames are decoded."""
+    skip = choose_frame_skip(sampling, len(video), rng)
+    start = int(rng.integers(0, len(video) - sampling.span(skip) + 1))
+    frames = np.stack([decode_frame(video[i]) for i in range(start, start + sampling.span(skip), skip)])
     return {
         "video": frames,
         "fps": np.float32(source_fps / skip),
@@ -81,7 +98,7 @@ class SampleClip(grain.RandomMapTransform):
         self.sampling = sampling
 
     def random_map(self, element: dict, rng: np.random.Generator) -> dict:
-        video = np.asarray(element["video"], np.uint8)  # TFDS may decode frames as a list
-        clip = sample_clip(video, float(element["fps"]), self.sampling, rng)
+        # TFDS gives a record's frames as a list: decoded arrays, or encoded bytes (video_source)
+        clip = sample_clip(element["video"], float(element["fps"]), self.sampling, rng)
         rest = {k: v for k, v in element.items() if k not in ("video", "fps")}
         return {**rest, **clip}

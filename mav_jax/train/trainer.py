@@ -17,7 +17,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -27,6 +26,7 @@ from mav_jax.data.loader import (
     READ_THREADS,
     global_batch,
     make_loader,
+    video_source,
 )
 from mav_jax.data.video_io import tile_videos, write_gif, write_mp4
 from mav_jax.parallel import make_mesh
@@ -99,9 +99,7 @@ def _restore(ckpt: Checkpointer, state: TrainState, config):
 
 
 def _data_source(config, stage: Stage):
-    return tfds.data_source(
-        config.data.dataset, split=stage.split, data_dir=config.data.data_dir or None
-    )
+    return video_source(config.data.dataset, stage.split, config.data.data_dir)
 
 
 def make_sampler(stage: Stage, graphdef, mesh: Mesh, count: int, num_steps: int):
