@@ -16,13 +16,19 @@ import ml_collections
 from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 
 KEYFRAME_RESOLUTION = 16  # D^t's and ↑F's frames, and CLIP's and the prior's images
-UNET = dict(base_channels=32, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
+# D^t's and ↑F's U-Net. 16 base channels, not 32: a third of the cost a step, so D^t gets the
+# 1200 video steps its temporal layers need to move the digit, at a higher learning rate
+# (bench/prompt_fidelity.py, 0.8 correlation; the digit's centre steps 2.03 px a frame in real
+# clips): width 32, 150 steps: step 0.64 px, digit right in 28% of frames; width 16, 1500 steps
+# at lr 5e-4: 1.03 px, 28%; at 2e-3: 1.26 px, 47%; at 4e-3: 1.19 px, 55%.
+UNET = dict(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
             num_heads=2, embedding_dim=64, dropout=0.0)  # fmt: skip
-# Sampling only (training is unchanged): D^t's keyframes start from mixed noise, 0.8 correlated,
-# so they agree on the shape their temporal layers, trained only briefly here, do not yet make
-# them agree on. 8 prompts: keyframe flicker (mean squared change between keyframes) 0.061 at 0,
-# 0.019 at 0.8. Not for ↑F: on held-out keyframes its in-between MSE went 0.029 -> 0.043 at 0.8.
-FRAME_NOISE_CORRELATION = 0.8
+# Sampling only (training is unchanged): D^t's keyframes start from mixed noise, 0.5 correlated,
+# so they agree on the digit's shape (more than the temporal layers of so short a run make them)
+# and still move. A 1500-step D^t at 0, 0.5, 0.8: the centre steps 1.75, 1.46, 1.19 px and that
+# step changes by 2.01, 1.55, 1.27 px (real clips 2.03, 1.57); digit right in 50, 50, 55%.
+# Not for ↑F: on held-out keyframes its in-between MSE went 0.029 -> 0.043 at 0.8.
+FRAME_NOISE_CORRELATION = 0.5
 PROMPTS = (
     "a red 3 moving right",
     "the number seven in cyan drifting down",
@@ -96,17 +102,15 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
         if phase == "video":
             c.init_from = f"{exports}/keyframes_image"
             c.diffusion.frame_noise_correlation = FRAME_NOISE_CORRELATION
-            # 150 steps (160 s on 2 CPU cores) leave the temporal layers near their identity
-            # start: the digit barely moves. Motion needs many more (bench/prompt_fidelity.py,
-            # 0.8 correlation; the digit's centre steps 2.03 px a frame in real clips):
-            #   150 steps: 0.57 px, digit right in 31% of frames
-            #   1500: 1.45 px, 48%;  5000: 1.71 px, 62-63% (213 s on one H100, 66 min here)
-            # `python -m mav_jax.quickstart --steps=keyframes_video=5000` asks for them.
-            _train(c, steps(150), 16, 5e-4)
+            # About 5.5 minutes here; at 0.5 correlation 1200 steps gave step 1.44 px, change
+            # 1.63, digit 53%, and 1500 steps 1.46, 1.55, 50%. More steps move the digit more
+            # steadily: at width 32 and lr 5e-4 (0.8 correlation), 1500 steps: 1.45 px, digit
+            # 48%; 5000: 1.71 px, 62-63%. `--steps=keyframes_video=N` asks for more.
+            _train(c, steps(1200), 16, 4e-3)
         else:
-            # The decoder is where the digit was lost (bench/prompt_fidelity.py): 820 steps x 48
-            # drew the prompt's digit in 14% of images (chance 10%), 1640 x 48 in 33%. 1640 x 32
-            # costs about what 820 x 48 did plus the 30-minute budget's slack.
+            # The decoder is where the digit was lost (bench/prompt_fidelity.py): at width 32, 820
+            # steps x 48 drew the prompt's digit in 14% of images (chance 10%), 1640 x 48 in 33%.
+            # At lr 3e-3 (width 16, then D^t as above) colour fell from 89% to 80%, digit as good.
             _train(c, steps(1640), 32, 1e-3)
         runs.append((f"keyframes_{phase}", c))
 
@@ -114,18 +118,20 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     # of 3 keyframes (7 frames), half the cost of 5 (13): twice the steps for the same time. The
     # frame positions are sinusoidal, so it samples the cascade's 13 frames all the same.
     # bench/interpolation_quality.py: held-out in-between MSE 0.040 -> 0.029 for the change.
+    # At width 16, 800 steps at lr 2e-3 (160 s): MSE 0.0183, flicker 1.32; 400 at 1e-3: 0.0233,
+    # 1.48 (width 32, 400 at 1e-3, 177 s: 0.0216, 1.40).
     c = interpolation.get_config("tiny")
     c.init_from, c.clip_from = f"{exports}/keyframes", f"{exports}/clip"
     c.unet.update(UNET)
     c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_keyframes=3,
                   keyframe_skip=3)
-    _train(c, steps(400), 8, 1e-3)
+    _train(c, steps(800), 8, 2e-3)
     runs.append(("interpolation", c))
 
-    # Half as wide as the others, no attention (as the SR configs), and trained on native-pixel
-    # patches of half the frame: about 16x cheaper a step than whole frames at full width, so 900
-    # steps fit, enough to learn to follow the low-resolution input at high noise.
-    sr_unet = {**UNET, "base_channels": 16, "embedding_dim": 0, "attention_levels": ()}
+    # No attention (as the SR configs), and trained on native-pixel patches of half the frame:
+    # about 4x cheaper a step than whole frames, so 900 steps fit, enough to learn to follow the
+    # low-resolution input at high noise.
+    sr_unet = {**UNET, "embedding_dim": 0, "attention_levels": ()}
     c = sr_low.get_config("tiny")
     c.unet.update(sr_unet)
     c.data.update(data_dir=data_dir, resolution=32, crop=16, factor=2, num_frames=4)
