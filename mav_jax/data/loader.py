@@ -22,7 +22,7 @@ PREFETCH_BUFFER_SIZE = 500
 
 class EncodedFrames(tfds.decode.SkipDecoding):
     """Leaves a Video feature's frames encoded (one PNG or JPEG per frame), so that `SampleClip`
-    decodes only the frames a clip keeps: 5 of a Moving Digits record's 80 for D^t, 1 for CLIP.
+    decodes only the frames a clip keeps: 5 of a Moving Digits video's 80 for the quickstart's D^t.
     TFDS's own SkipDecoding lacks the NumPy path of a sequence feature, which `data_source` takes."""
 
     def decode_batch_example_np(self, serialized_example):
