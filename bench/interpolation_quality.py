@@ -11,11 +11,13 @@ frames only:
   clip's (a smooth interpolation is near 1; frames that jump in colour or shape push it up);
 * colour error: mean absolute difference of each generated frame's mean RGB from the true one's.
 
-Each ↑F runs twice: as it samples (holding the given frames at their forward-noised values at every
-sampler step) and without that hold, so the table shows what the hold is worth.
+Each ↑F runs as it samples (holding the given frames at their forward-noised values at every
+sampler step), without that hold, so the table shows what the hold is worth, and from every start
+in --starts (the frames between keyframes start from their linear blend, noised, with that
+fraction of the sampler steps left; 1: from pure noise).
 
     python bench/interpolation_quality.py --checkpoints=runs/quickstart/checkpoints \
-        [--interpolation=OTHER_EXPORT ...] [--clips=32] [--steps=50]
+        [--interpolation=OTHER_EXPORT ...] [--clips=32] [--steps=50] [--starts=1,0.7,0.5,0.3]
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def main() -> None:
     parser.add_argument("--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)")
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--starts", default="",
+                        help="comma-separated ↑F start strengths to compare (default: its config's)")
     parser.add_argument("--json", default=str(ROOT / "bench/results/interpolation_quality.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -109,12 +113,15 @@ def main() -> None:
         masks = jnp.broadcast_to(jnp.asarray(mask), (truth.shape[0], len(mask)))
         video = jnp.where(masks[:, :, None, None, None] > 0, jnp.asarray(truth), 0.0)
         label = f"↑F {path} ({'CLIP-conditioned' if stage.unet.embedding_dim else 'unconditioned'})"
-        for hold in (True, False):
-            variant = dataclasses.replace(stage, hold_given_frames=hold)
+        starts = [float(x) for x in args.starts.split(",") if x] or [stage.start_strength]
+        variants = {f"{label}, start {start:g}": dataclasses.replace(stage, start_strength=start)
+                    for start in starts}  # fmt: skip
+        variants[f"{label}, start {starts[0]:g}, given frames not held"] = dataclasses.replace(
+            stage, start_strength=starts[0], hold_given_frames=False)
+        for name, variant in variants.items():
             generate = jax.jit(functools.partial(variant.generate, graphdef, num_steps=args.steps))
             out = generate(params, jax.random.key(0), video, masks, jnp.asarray(fps),
                            embedding=embedding if stage.unet.embedding_dim else None)  # fmt: skip
-            name = label if hold else f"{label}, given frames not held"
             results[name] = scores(np.asarray(out), truth, generated)
 
     print(f"{len(truth)} held-out clips of {truth.shape[1]} frames at {truth.shape[2]}x{truth.shape[3]}, "

@@ -29,6 +29,14 @@ UNET = dict(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_
 # step changes by 2.01, 1.55, 1.27 px (real clips 2.03, 1.57); digit right in 50, 50, 55%.
 # Not for ↑F: on held-out keyframes its in-between MSE went 0.029 -> 0.043 at 0.8.
 FRAME_NOISE_CORRELATION = 0.5
+# Sampling only: ↑F and the SR stages start part-way down their samplers' schedules from a guess
+# (↑F: the keyframes' linear blend; SR: the upsampled input), noised; SDEdit, Meng et al. 2022.
+# So short a run leaves each worse than its guess on held-out clips, and starting from pure noise
+# they invent shape and colour that flickers. Held-out, against start 1 (pure noise):
+# ↑F at 0.5 (bench/interpolation_quality.py): in-between MSE 0.0185 -> 0.0136, flicker 1.32 ->
+# 0.96 (real clips 1; linear blend 0.0107, 0.41). SR at 0.4 (bench/sr_quality.py): SR_h MSE
+# 0.0232 -> 0.0096, SR^t_l 0.0336 -> 0.0199 (bilinear 0.0074, 0.0143).
+INTERPOLATION_START, SR_START = 0.5, 0.4
 PROMPTS = (
     "a red 3 moving right",
     "the number seven in cyan drifting down",
@@ -122,6 +130,7 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     # 1.48 (width 32, 400 at 1e-3, 177 s: 0.0216, 1.40).
     c = interpolation.get_config("tiny")
     c.init_from, c.clip_from = f"{exports}/keyframes", f"{exports}/clip"
+    c.diffusion.start_strength = INTERPOLATION_START
     c.unet.update(UNET)
     c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_keyframes=3,
                   keyframe_skip=3)
@@ -134,12 +143,14 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     sr_unet = {**UNET, "embedding_dim": 0, "attention_levels": ()}
     c = sr_low.get_config("tiny")
     c.unet.update(sr_unet)
+    c.diffusion.start_strength = SR_START
     c.data.update(data_dir=data_dir, resolution=32, crop=16, factor=2, num_frames=4)
     _train(c, steps(900), 16, 1e-3)
     runs.append(("sr_low", c))
 
     c = sr_high.get_config("tiny")
     c.unet.update(sr_unet)
+    c.diffusion.start_strength = SR_START
     c.data.update(dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2)
     _train(c, steps(900), 16, 1e-3)
     runs.append(("sr_high", c))

@@ -25,6 +25,9 @@ def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_coll
     config.diffusion = common.diffusion_config()
     config.diffusion.max_aug_fraction = 0.2  # training: low-res input noised at t_aug < 0.2 T
     config.diffusion.sample_aug_fraction = 0.1  # sampling: a fixed, moderate augmentation
+    # < 1: sampling starts from the upsampled input, forward-noised to where this fraction of the
+    # sampler's steps is left (SDEdit); 1: from pure noise, as the paper.
+    config.diffusion.start_strength = 1.0
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"

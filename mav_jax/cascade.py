@@ -60,6 +60,10 @@ class SamplingOptions:
     # Correlation of the frames' initial noise in D^t and ↑F (see stages.conditioned.initial_noise);
     # negative: each stage's config.diffusion.frame_noise_correlation.
     frame_noise_correlation: float = -1.0
+    # Where ↑F, SR^t_l and SR_h start: < 1 from a guess (↑F: the keyframes' linear blend; SR:
+    # the upsampled input), noised, with this fraction of their sampler steps left; 1: from pure
+    # noise; negative: each stage's config.diffusion.start_strength.
+    start_strength: float = -1.0
 
 
 def _load_stage(path: str, name: str, mesh: Mesh) -> LoadedStage:
@@ -156,8 +160,12 @@ class Cascade:
     def _stage(self, name: str, options: SamplingOptions):
         """The stage as loaded, with the sampling options that override its config applied."""
         stage = self._loaded(name).stage
-        if options.frame_noise_correlation >= 0:
+        if options.frame_noise_correlation >= 0 and hasattr(stage, "frame_noise_correlation"):
             stage = dataclasses.replace(stage, frame_noise_correlation=options.frame_noise_correlation)
+        if options.start_strength >= 0 and hasattr(stage, "start_strength"):
+            stage = dataclasses.replace(stage, start_strength=options.start_strength)
+            if problems := stage.problems():
+                raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
         return stage
 
     def _steps(self, name: str, options: SamplingOptions) -> int:
@@ -238,7 +246,7 @@ class Cascade:
         steps = self._steps("interpolation", options)
         guidance = float(interp.config.diffusion.get("guidance_scale", 1.0))
         stage = self._stage("interpolation", options)
-        settings = ("interpolation", steps, stage.frame_noise_correlation)
+        settings = ("interpolation", steps, stage.frame_noise_correlation, stage.start_strength)
         generate = self._jit(settings, functools.partial(
             stage.generate, interp.graphdef, num_steps=steps,
             guidance_scale=None if guidance == 1.0 else guidance,
@@ -258,11 +266,11 @@ class Cascade:
         video, n = self._pad(np.asarray(video, np.float32))
         fps = jnp.full((video.shape[0],), self.output_fps(options), jnp.float32)
         key = jax.random.fold_in(jax.random.key(options.seed), 3 + VIDEO_STAGES.index(name))
-        steps = self._steps(name, options)
-        upscale = self._jit((name, steps), functools.partial(
-            sr.stage.upscale, sr.graphdef, num_steps=steps
+        steps, stage = self._steps(name, options), self._stage(name, options)
+        upscale = self._jit((name, steps, stage.start_strength), functools.partial(
+            stage.upscale, sr.graphdef, num_steps=steps
         ))  # fmt: skip
-        return upscale(sr.params, key, video, fps if sr.stage.unet.fps_conditioning else None)[:n]
+        return upscale(sr.params, key, video, fps if stage.unet.fps_conditioning else None)[:n]
 
     # -- entry points --------------------------------------------------------------------------
 

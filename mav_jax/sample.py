@@ -36,6 +36,11 @@ _NOISE_CORRELATION = flags.DEFINE_float(
     "frame_noise_correlation", -1.0,
     "Correlation of the frames' initial noise in the keyframe and interpolation stages, 0-1 "
     "(negative: their configs').")
+_START_STRENGTH = flags.DEFINE_float(
+    "start_strength", -1.0,
+    "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "
+    "upsampled input), noised, with this fraction (0-1] of their sampler steps left; 1: from pure "
+    "noise (negative: their configs').")
 _FPS = flags.DEFINE_float("fps", 0.0, "Output frame rate (0: the interpolation stage's highest).")
 _UNTIL = flags.DEFINE_enum("until", "sr_high", ["keyframes", "interpolation", "sr_low", "sr_high"],
                            "Last stage to run.")  # fmt: skip
@@ -78,7 +83,8 @@ def main(argv) -> None:
         raise app.UsageError("--image/--video start at the interpolation stage; --until must be later.")
     options = SamplingOptions(seed=_SEED.value, steps=_STEPS.value, fps=_FPS.value,
                               prior_guidance=_PRIOR_GUIDANCE.value, guidance=_GUIDANCE.value,
-                              frame_noise_correlation=_NOISE_CORRELATION.value)  # fmt: skip
+                              frame_noise_correlation=_NOISE_CORRELATION.value,
+                              start_strength=_START_STRENGTH.value)  # fmt: skip
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})
         cascade = Cascade.load(_CHECKPOINTS.value, mesh, needed)

@@ -85,6 +85,15 @@ def test_text_to_video_through_every_stage(cascade):
     assert not np.allclose(shared, outputs["keyframes"], atol=1e-3)
 
 
+def test_a_start_strength_outside_0_to_1_is_a_clear_error(cascade):
+    keyframes = np.zeros((1, 3, 16, 16, 3), np.float32)
+    with pytest.raises(CascadeError, match=r"interpolation: config.diffusion.start_strength must be in \(0, 1\], got 1.5"):
+        cascade.interpolate_keyframes(keyframes, None, dataclasses.replace(OPTIONS, start_strength=1.5))
+    with pytest.raises(CascadeError, match="sr_low: config.diffusion.start_strength"):
+        cascade.upscale("sr_low", np.zeros((1, 5, 16, 16, 3), np.float32),
+                        dataclasses.replace(OPTIONS, start_strength=0.0))
+
+
 def test_animating_an_image_keeps_it_as_the_first_frame(cascade):
     image = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
     outputs = cascade.from_frames(image, "animate", OPTIONS)

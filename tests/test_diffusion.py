@@ -208,6 +208,40 @@ def test_samplers_show_the_network_the_given_frames_forward_noised_at_every_step
     assert not np.allclose(np.asarray(unheld)[given], np.asarray(out)[given], atol=1e-3)
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_samplers_started_part_way_run_the_last_steps_from_the_noised_guess(sampler):
+    """SDEdit: strength s runs only the last round(s * steps) steps, from the guess forward-noised
+    with x_T to the first of them; strength 1 starts from x_T whatever the guess."""
+    schedule = SCHEDULES["cosine"]
+    sample = ddim_sample if sampler == "ddim" else ddpm_sample
+    x_T = jax.random.normal(jax.random.key(1), (2, 3, 4))
+    guess = jax.random.uniform(jax.random.key(2), (2, 3, 4), minval=-1, maxval=1)
+    seen = []
+
+    def recording_denoiser(params, x_t, t, cond):
+        jax.debug.callback(lambda x, t: seen.append((np.asarray(x), int(t[0]))), x_t, t)
+        return jnp.tanh(x_t)
+
+    sample(recording_denoiser, None, x_T, jax.random.key(3), schedule, num_steps=10, init=guess,
+           strength=0.4).block_until_ready()  # fmt: skip
+    ts = sampling_timesteps(schedule.num_timesteps, 10)[0]
+    assert [t for _, t in seen] == list(ts[6:])
+    abar = float(schedule.alphas_cumprod[ts[6]])
+    np.testing.assert_allclose(seen[0][0], np.sqrt(abar) * guess + np.sqrt(1 - abar) * x_T, rtol=1e-5,
+                               atol=1e-5)  # fmt: skip
+    run = lambda **kw: sample(_toy_denoiser, None, x_T, jax.random.key(3), SCHEDULES["cosine"],  # noqa: E731
+                              {"embedding": jnp.ones((2, 4))}, num_steps=10, **kw)  # fmt: skip
+    np.testing.assert_array_equal(run(init=guess, strength=1.0), run())
+    assert not np.allclose(run(init=guess, strength=0.4), run(), atol=1e-3)
+    # A network that predicts the guess itself gives back exactly the guess.
+    oracle = lambda params, x_t, t, cond: jnp.broadcast_to(guess, x_t.shape)  # noqa: E731
+    out = sample(oracle, None, x_T, jax.random.key(3), schedule, num_steps=10, prediction="x0",
+                 init=guess, strength=0.3)  # fmt: skip
+    np.testing.assert_allclose(out, guess, atol=1e-5)
+    with pytest.raises(ValueError, match="strength must be in"):
+        sample(oracle, None, x_T, jax.random.key(3), schedule, num_steps=10, init=guess, strength=0.0)
+
+
 def test_sampling_timesteps_cover_the_schedule_in_descending_order():
     ts, nxt = sampling_timesteps(1000, 4)
     np.testing.assert_array_equal(ts, [999, 666, 333, 0])

@@ -1,6 +1,8 @@
 """Interpolation and both super-resolution stages train with the shared trainer, produce the
 frame counts and resolutions they promise, and keep their guarantees at sampling."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +17,7 @@ from mav_jax.data.video_io import read_video
 from mav_jax.nn import SpatioTemporalUNet, transplant_spatial_params
 from mav_jax.stages import stage_from_config
 from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
+from mav_jax.stages.interpolation import blend_given
 from mav_jax.train.trainer import train_and_evaluate
 
 SMALL_UNET = {k: v for k, v in TINY.items() if k.startswith(("unet.", "train."))}
@@ -78,6 +81,35 @@ def test_interpolation_keeps_the_given_frames_exactly_and_follows_the_embedding(
     assert np.abs(outs[0][~known] - outs[1][~known]).max() > 1e-3
     with pytest.raises(ValueError, match="conditioned on a CLIP image embedding"):
         stage.generate(graphdef, state.ema, jax.random.key(1), video, mask, jnp.full((2,), 12.0), 2)
+    # Started part-way from the given frames' blend: still exactly the given frames, others new.
+    blended = dataclasses.replace(stage, start_strength=0.5)
+    out = np.asarray(blended.generate(graphdef, state.ema, jax.random.key(1), video, mask,
+                                      jnp.full((2,), 12.0), 4, embeddings[0]))  # fmt: skip
+    np.testing.assert_array_equal(out[known], np.asarray(video)[known])
+    assert not np.allclose(out[~known], outs[0][~known], atol=1e-3)
+
+
+def test_blend_given_fills_each_missing_frame_from_the_given_frames_either_side():
+    video = jnp.arange(7, dtype=jnp.float32)[None, :, None, None, None] * jnp.ones((4, 7, 2, 2, 3))
+    masks = jnp.asarray([frame_mask("interpolate", 7, 3), frame_mask("extrapolate", 7, 3),
+                         frame_mask("animate", 7, 3), np.zeros(7)])  # fmt: skip
+    filled = np.asarray(blend_given(video * 10, masks))[:, :, 0, 0, 0]  # (4, F)
+    np.testing.assert_allclose(filled[0], [0, 10, 20, 30, 40, 50, 60], atol=1e-5)  # linear between
+    np.testing.assert_allclose(filled[1], [0, 10, 20, 30, 30, 30, 30])  # the last given, held
+    np.testing.assert_allclose(filled[2], [0] * 7)  # the one given frame, held
+    np.testing.assert_allclose(filled[3], [0] * 7)  # nothing given: zeros
+    reversed_mask = jnp.asarray([[0, 0, 1, 0, 0, 0, 1.0]])
+    np.testing.assert_allclose(np.asarray(blend_given(video[:1] * 10, reversed_mask))[0, :, 0, 0, 0],
+                               [20, 20, 20, 30, 40, 50, 60], atol=1e-5)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["interpolation", "sr_low", "sr_high"])
+@pytest.mark.parametrize("strength", [0.0, 1.5])
+def test_start_strength_outside_0_to_1_is_a_config_problem(name, strength):
+    config = {"interpolation": interpolation, "sr_low": sr_low, "sr_high": sr_high}[name].get_config("tiny")
+    config.diffusion.start_strength = strength
+    problems = " ".join(stage_from_config(config).problems())
+    assert f"config.diffusion.start_strength must be in (0, 1], got {strength}" in problems
 
 
 def test_keyframes_are_spread_skip_apart_with_zeros_between_and_marked_given():

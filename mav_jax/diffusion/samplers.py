@@ -9,6 +9,10 @@ frames of x_t are set to the forward-noised given frames, sqrt(abar_t) x0 + sqrt
 which is what training shows the network there (it noises the whole clip, given frames too).
 Without it the network sees its own trajectory at the given frames and makes the frames between
 follow that instead of the given frames.
+
+Both can start part-way (`init`, `strength` < 1; SDEdit, Meng et al. 2022): from a guess of the
+sample forward-noised to the step `strength` of the way down the schedule, running only the
+remaining steps. ↑F starts its frames between keyframes so, from the keyframes' linear blend.
 """
 
 from __future__ import annotations
@@ -68,7 +72,22 @@ def _hold_known(schedule: NoiseSchedule, x: jax.Array, t: jax.Array, x_T: jax.Ar
     return jnp.where(given, noised, x)
 
 
-@functools.partial(jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0"))
+def _start(schedule: NoiseSchedule, ts: np.ndarray, x_T: jax.Array, init: jax.Array | None,
+           strength: float) -> tuple[int, jax.Array]:  # fmt: skip
+    """(first step index, x there): x_T from the top, or `init` forward-noised with x_T to the
+    step that leaves round(strength * steps) steps to run (at least 1)."""
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {strength}.")
+    first = len(ts) - max(int(round(strength * len(ts))), 1)
+    if init is None or first == 0:
+        return 0, x_T
+    abar = schedule.alphas_cumprod[int(ts[first])]
+    return first, jnp.sqrt(abar) * init.astype(jnp.float32) + jnp.sqrt(1.0 - abar) * x_T
+
+
+@functools.partial(
+    jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0", "strength")
+)
 def ddim_sample(
     denoise_fn: DenoiseFn,
     params: Any,
@@ -83,11 +102,15 @@ def ddim_sample(
     clip_x0: bool = True,
     guidance_scale: float | jax.Array | None = None,
     known: KnownFrames | None = None,
+    init: jax.Array | None = None,
+    strength: float = 1.0,
 ) -> jax.Array:
     """DDIM (Song et al. 2021). eta=0 is deterministic; eta=1 matches DDPM's posterior variance."""
-    ts, next_ts = (jnp.asarray(a) for a in sampling_timesteps(schedule.num_timesteps, num_steps))
+    steps = sampling_timesteps(schedule.num_timesteps, num_steps)
     cond = {} if cond is None else cond
     x_T = x_T.astype(jnp.float32)
+    first, x_first = _start(schedule, steps[0], x_T, init, strength)
+    ts, next_ts = (jnp.asarray(a) for a in steps)
 
     def body(i, x):
         t, s = ts[i], next_ts[i]
@@ -101,10 +124,12 @@ def ddim_sample(
         noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, jnp.float32)
         return jnp.sqrt(abar_s) * x0 + direction * eps + std * noise
 
-    return jax.lax.fori_loop(0, num_steps, body, x_T)
+    return jax.lax.fori_loop(first, num_steps, body, x_first)
 
 
-@functools.partial(jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0"))
+@functools.partial(
+    jax.jit, static_argnames=("denoise_fn", "num_steps", "prediction", "clip_x0", "strength")
+)
 def ddpm_sample(
     denoise_fn: DenoiseFn,
     params: Any,
@@ -118,6 +143,8 @@ def ddpm_sample(
     clip_x0: bool = True,
     guidance_scale: float | jax.Array | None = None,
     known: KnownFrames | None = None,
+    init: jax.Array | None = None,
+    strength: float = 1.0,
 ) -> jax.Array:
     """Ancestral sampling from the posterior q(x_s | x_t, x0_hat) (Ho et al. 2020).
 
@@ -125,9 +152,11 @@ def ddpm_sample(
     (respacing, as in Improved DDPM).
     """
     num_steps = num_steps or schedule.num_timesteps
-    ts, next_ts = (jnp.asarray(a) for a in sampling_timesteps(schedule.num_timesteps, num_steps))
+    steps = sampling_timesteps(schedule.num_timesteps, num_steps)
     cond = {} if cond is None else cond
     x_T = x_T.astype(jnp.float32)
+    first, x_first = _start(schedule, steps[0], x_T, init, strength)
+    ts, next_ts = (jnp.asarray(a) for a in steps)
 
     def body(i, x):
         t, s = ts[i], next_ts[i]
@@ -144,4 +173,4 @@ def ddpm_sample(
         noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, jnp.float32)
         return mean + jnp.sqrt(variance) * noise
 
-    return jax.lax.fori_loop(0, num_steps, body, x_T)
+    return jax.lax.fori_loop(first, num_steps, body, x_first)

@@ -20,6 +20,13 @@ def frame_noise_problems(sampling: float, training: float = 0.0) -> list[str]:
             if not 0.0 <= value <= 1.0]  # fmt: skip
 
 
+def start_problems(strength: float) -> list[str]:
+    """Config problems of a sampling start strength (the samplers' `strength`: in (0, 1])."""
+    if 0.0 < strength <= 1.0:
+        return []
+    return [f"config.diffusion.start_strength must be in (0, 1], got {strength}"]
+
+
 def initial_noise(key: jax.Array, shape: tuple[int, ...], frame_correlation: float = 0.0) -> jax.Array:
     """x_T of shape (B, F, H, W, C), each frame N(0, I), any two frames correlated by
     `frame_correlation` (the mixed noise of Ge et al. 2023, "Preserve Your Own Correlation"):

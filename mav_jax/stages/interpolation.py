@@ -5,7 +5,8 @@ frame; trained to fill in, extend or animate clips.
 With keyframe skip k, K keyframes become (K - 1) * k + 1 frames (16 -> 76 at k = 5, as in the
 paper). The loss covers only the frames to generate; at sampling the given frames are copied
 into the output unchanged, and at every step the sampler holds them at their forward-noised values
-(`hold_given_frames`), as training shows them to the network.
+(`hold_given_frames`), as training shows them to the network. The frames to generate can start
+part-way down the sampler's schedule from the given frames' linear blend (`start_strength` < 1).
 """
 
 from __future__ import annotations
@@ -22,10 +23,29 @@ from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_s
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
-from mav_jax.stages.conditioned import frame_noise_problems, initial_noise
+from mav_jax.stages.conditioned import frame_noise_problems, initial_noise, start_problems
 from mav_jax.stages.frame_modes import RandomFrameMask
 
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
+
+
+def blend_given(video: jax.Array, mask: jax.Array) -> jax.Array:
+    """(B, F, H, W, C), (B, F) -> (B, F, H, W, C): every frame not given is the linear blend of
+    the given frames on either side of it (a copy of the one given frame where only one side has
+    one: extrapolation, animation); given frames are unchanged. A row without a given frame is 0."""
+    frames = video.shape[1]
+    index = jnp.arange(frames)
+    given = mask > 0  # (B, F)
+    before = jax.lax.cummax(jnp.where(given, index, -1), axis=1)  # last given at or before
+    after = jax.lax.cummin(jnp.where(given, index, frames), axis=1, reverse=True)  # first at/after
+    has_before, has_after = before >= 0, after < frames
+    before = jnp.where(has_before, before, after)
+    after = jnp.where(has_after, after, before)
+    span = jnp.maximum(after - before, 1)
+    w = jnp.where(after > before, (index - before) / span, 0.0)  # (B, F): weight of `after`
+    pick = lambda i: jnp.take_along_axis(video, jnp.clip(i, 0, frames - 1)[:, :, None, None, None], axis=1)  # noqa: E731
+    blended = (1.0 - w)[:, :, None, None, None] * pick(before) + w[:, :, None, None, None] * pick(after)
+    return jnp.where((has_before | has_after)[:, :, None, None, None], blended, 0.0).astype(video.dtype)
 
 
 def masked_inputs(video: jax.Array, mask: jax.Array) -> jax.Array:
@@ -45,6 +65,9 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
     condition_drop_rate: float = 0.1
     frame_noise_correlation: float = 0.0  # of the frames' initial noise at sampling (initial_noise)
     hold_given_frames: bool = True  # the samplers' `known`: the given frames' x_t at every step
+    # Sampling: < 1 starts the frames to generate from the given frames' blend (`blend_given`),
+    # forward-noised, with this fraction of the sampler's steps left to run; 1: from pure noise.
+    start_strength: float = 1.0
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     resolution: int = 32
@@ -70,6 +93,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             condition_drop_rate=config.diffusion.condition_drop_rate,
             frame_noise_correlation=config.diffusion.get("frame_noise_correlation", 0.0),
             hold_given_frames=config.diffusion.get("hold_given_frames", True),
+            start_strength=config.diffusion.get("start_strength", 1.0),
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             resolution=data.resolution,
@@ -87,7 +111,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             found.append(f"config.data.keyframe_skip must be >= 1, got {self.keyframe_skip}")
         if self.num_frames < 2:
             found.append("config.data.num_keyframes must be >= 2")
-        found += frame_noise_problems(self.frame_noise_correlation)
+        found += frame_noise_problems(self.frame_noise_correlation) + start_problems(self.start_strength)
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
@@ -121,7 +145,9 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
         generated = ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule,
                                 cond, num_steps=num_steps, prediction=self.prediction,
                                 guidance_scale=guidance_scale,
-                                known=(video, mask) if self.hold_given_frames else None)  # fmt: skip
+                                known=(video, mask) if self.hold_given_frames else None,
+                                init=blend_given(video, mask) if self.start_strength < 1 else None,
+                                strength=self.start_strength)  # fmt: skip
         return jnp.where(mask[:, :, None, None, None] > 0, video, generated)
 
     def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):

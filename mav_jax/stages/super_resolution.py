@@ -26,7 +26,7 @@ from mav_jax.diffusion import (
 )
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
-from mav_jax.stages.conditioned import initial_noise, upsample
+from mav_jax.stages.conditioned import initial_noise, start_problems, upsample
 
 SR_STAGES = ("sr_low", "sr_high")
 
@@ -41,6 +41,9 @@ class SuperResolutionStage(UNetStage):
     crop: int = 0  # training window in native pixels (a patch of the target); 0: the whole frame
     max_aug_fraction: float = 0.2  # training noise augmentation: t_aug ~ U[0, fraction * T)
     sample_aug_fraction: float = 0.1  # the fixed augmentation level at sampling
+    # Sampling: < 1 starts from the upsampled input, forward-noised, with this fraction of the
+    # sampler's steps left to run (the samplers' `strength`); 1: from pure noise.
+    start_strength: float = 1.0
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     split: str = "video"
@@ -66,6 +69,7 @@ class SuperResolutionStage(UNetStage):
             crop=data.get("crop", 0),
             max_aug_fraction=config.diffusion.max_aug_fraction,
             sample_aug_fraction=config.diffusion.sample_aug_fraction,
+            start_strength=config.diffusion.get("start_strength", 1.0),
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             split=data.video_split if video else data.image_split,
@@ -94,7 +98,7 @@ class SuperResolutionStage(UNetStage):
             found += resolution_problems(self.crop, self.unet, field="crop")
         if self.unet.embedding_dim:
             found.append("config.unet.embedding_dim must be 0: the SR stages are not text-conditioned")
-        return found
+        return found + start_problems(self.start_strength)
 
     def operations(self) -> list:
         """Native-pixel windows of the target (patches of `crop` when set: the U-Net has no
@@ -138,8 +142,10 @@ class SuperResolutionStage(UNetStage):
         cond = self._conditioning(low_res, aug_t, aug_key, fps, shared_noise=self.shared_noise)
         shape = (b, f, self.resolution, self.resolution, self.unet.in_channels)
         x_T = initial_noise(noise_key, shape, float(self.shared_noise))
+        init = upsample(low_res, self.resolution) if self.start_strength < 1 else None
         return ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
-                           num_steps=num_steps, prediction=self.prediction)  # fmt: skip
+                           num_steps=num_steps, prediction=self.prediction, init=init,
+                           strength=self.start_strength)  # fmt: skip
 
     def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):
         """Upscale the low-resolution versions of the first `count` training clips."""
