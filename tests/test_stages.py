@@ -131,6 +131,14 @@ def test_sr_high_starts_every_frame_from_the_same_noise(trained):
                                        jnp.full((1,), 12.0), 2))  # fmt: skip
         assert out.shape == (1, 3, 16, 16, 3)
         assert np.array_equal(out[:, 0], out[:, 1]) == shared
+    # Started part-way from the upsampled input, SR_h's frames still share their noise.
+    _, stage, state, _ = trained["sr_high"]
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: SpatioTemporalUNet(stage.unet, rngs=nnx.Rngs(0))))
+    upscale = lambda strength: np.asarray(dataclasses.replace(stage, start_strength=strength).upscale(  # noqa: E731
+        graphdef, state.ema, jax.random.key(3), low, None, 4))  # fmt: skip
+    started = upscale(0.5)
+    np.testing.assert_array_equal(started[:, 0], started[:, 1])
+    assert started.shape == (1, 3, 16, 16, 3) and not np.allclose(started, upscale(1.0), atol=1e-3)
 
 
 def test_a_stage_with_more_input_channels_starts_as_the_one_it_is_initialised_from(video_cfg):
