@@ -12,7 +12,8 @@ follow that instead of the given frames.
 
 Both can start part-way (`init`, `strength` < 1; SDEdit, Meng et al. 2022): from a guess of the
 sample forward-noised to the step `strength` of the way down the schedule, running only the
-remaining steps. ↑F starts its frames between keyframes so, from the keyframes' linear blend.
+remaining steps. ↑F starts the frames between keyframes so, from the keyframes' linear blend, and
+the SR stages from the upsampled input.
 """
 
 from __future__ import annotations
