@@ -140,8 +140,12 @@ def prepare_run(name: str, config, workdir: str) -> dict[str, str | None] | None
     """
     run_dir, export = run_paths(name, workdir)
     current = upstream_exports(config)
-    recorded = recorded_inputs(run_dir, export)
-    replaced = sorted(path for path, id_ in recorded.items() if current.get(path, id_) != id_)
+    # By export name, not path: the record keeps the paths of the workdir the run began in, and a
+    # copied or moved workdir must still see its own exports replaced.
+    by_name = lambda exports: {os.path.basename(os.path.normpath(p)): i for p, i in exports.items()}  # noqa: E731
+    now = by_name(current)
+    replaced = sorted(n for n, id_ in by_name(recorded_inputs(run_dir, export)).items()
+                      if now.get(n, id_) != id_)  # fmt: skip
     if replaced:
         aside = set_aside(workdir, name, run_dir, export)
         logging.warning("%s began from %s, replaced since: training it again from the start; "

@@ -79,6 +79,21 @@ def test_a_run_begun_from_a_replaced_export_is_set_aside_and_trains_again(tmp_pa
     assert (tmp_path / "superseded" / "interpolation-2" / "run" / INPUTS_FILE).exists()
     assert not run_dir.exists()
 
+    # A workdir copied elsewhere records its first home's paths; D^t trained on in the copy
+    # still sets the copy's ↑F aside.
+    copy = tmp_path / "copy"
+    copy_exports = copy / "checkpoints"
+    _export(copy_exports / "keyframes", 5000, "dt-c")
+    _export(copy_exports / "clip", 1500, "clip-b")
+    _export(copy_exports / "interpolation", 400, "f-b", {keyframes: "dt-b", clip: "clip-b"})
+    (copy / "runs" / "interpolation").mkdir(parents=True)
+    copied = ml_collections.ConfigDict({"init_from": str(copy_exports / "keyframes"),
+                                        "clip_from": str(copy_exports / "clip"),
+                                        "train": {"num_steps": 400}})  # fmt: skip
+    assert prepare_run("interpolation", copied, str(copy)) == {
+        str(copy_exports / "keyframes"): "dt-c", str(copy_exports / "clip"): "clip-b"}
+    assert (copy / "superseded" / "interpolation-1" / "export").is_dir()
+
     # A damaged record of what a run began from is a clear error, and nothing is moved.
     run_dir.mkdir(parents=True)
     (run_dir / INPUTS_FILE).write_text('{"truncated')
