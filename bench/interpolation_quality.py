@@ -25,25 +25,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import os
-import pathlib
 import sys
 
 import numpy as np
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from held_out import ROOT, add_arguments, data_dir_of, held_out_records, start_strengths, write_results
 
 
 def held_out_clips(stage, dataset: str, data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, F, H, W, 3) clips in [-1, 1] and their (N,) fps, through the stage's own transforms
     (the frame mask it draws is replaced by the interpolation mask)."""
-    from mav_jax.data.loader import transform_record, video_source
-
-    source = video_source(dataset, "eval", data_dir)
-    rng = np.random.default_rng(0)
-    records = [transform_record(stage.operations(), source[i], rng)
-               for i in range(min(count, len(source)))]  # fmt: skip
+    records = held_out_records(stage.operations(), dataset, data_dir, count)
     return np.stack([r["video"] for r in records]), np.stack([r["fps"] for r in records])
 
 
@@ -71,15 +63,9 @@ def scores(out: np.ndarray, truth: np.ndarray, generated: np.ndarray) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoints", default=str(ROOT / "runs/quickstart/checkpoints"))
+    add_arguments(parser, clips=32, json_name="interpolation_quality.json")
     parser.add_argument("--interpolation", action="append", default=[],
                         help="↑F exports or workdirs to compare (default: CHECKPOINTS/interpolation)")
-    parser.add_argument("--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)")
-    parser.add_argument("--clips", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--starts", default="",
-                        help="comma-separated ↑F start strengths to compare (default: its config's)")
-    parser.add_argument("--json", default=str(ROOT / "bench/results/interpolation_quality.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
@@ -94,7 +80,7 @@ def main() -> None:
     from mav_jax.train.weights import load_weights
 
     mesh = make_mesh({"data": -1})
-    data_dir = args.data_dir or str(pathlib.Path(args.checkpoints).parent / "data")
+    data = data_dir_of(args)
     clip = FrozenClip(os.path.join(args.checkpoints, "clip"), mesh)
     paths = args.interpolation or [os.path.join(args.checkpoints, "interpolation")]
     results, truth = {}, None
@@ -102,7 +88,7 @@ def main() -> None:
         config, graphdef, params = load_weights(path, mesh)
         stage = stage_from_config(config)
         if truth is None:
-            truth, fps = held_out_clips(stage, config.data.dataset, data_dir, args.clips)
+            truth, fps = held_out_clips(stage, config.data.dataset, data, args.clips)
             mask = frame_mask("interpolate", truth.shape[1], stage.keyframe_skip)
             generated = mask == 0
             for name, out in baselines(truth, stage.keyframe_skip).items():
@@ -113,7 +99,7 @@ def main() -> None:
         masks = jnp.broadcast_to(jnp.asarray(mask), (truth.shape[0], len(mask)))
         video = jnp.where(masks[:, :, None, None, None] > 0, jnp.asarray(truth), 0.0)
         label = f"↑F {path} ({'CLIP-conditioned' if stage.unet.embedding_dim else 'unconditioned'})"
-        starts = [float(x) for x in args.starts.split(",") if x] or [stage.start_strength]
+        starts = start_strengths(args.starts, stage.start_strength)
         variants = {f"{label}, start {start:g}": dataclasses.replace(stage, start_strength=start)
                     for start in starts}  # fmt: skip
         variants[f"{label}, start {starts[0]:g}, given frames not held"] = dataclasses.replace(
@@ -129,9 +115,7 @@ def main() -> None:
     print(f"| {'':60s} | mse | flicker (truth = 1) | colour error |\n|---|---|---|---|")
     for name, s in results.items():
         print(f"| {name:60s} | {s['mse']:.4f} | {s['flicker']:.2f} | {s['colour_error']:.4f} |")
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump({"clips": len(truth), "steps": args.steps, "results": results}, f, indent=1)
+    write_results(args.json, len(truth), args.steps, results)
 
 
 if __name__ == "__main__":

@@ -21,24 +21,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import os
-import pathlib
 import sys
 
 import numpy as np
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from held_out import ROOT, add_arguments, data_dir_of, held_out_records, start_strengths, write_results
 
 
 def held_out_pairs(stage, dataset: str, data_dir: str, count: int):
     """(targets (N, F, H, W, 3), low-res inputs (N, F, h, w, 3), fps (N,)) in [-1, 1]."""
-    from mav_jax.data.loader import transform_record, video_source
-
-    source = video_source(dataset, "eval", data_dir)
-    rng = np.random.default_rng(0)
     whole_frames = dataclasses.replace(stage, crop=0).operations()
-    records = [transform_record(whole_frames, source[i], rng) for i in range(min(count, len(source)))]
+    records = held_out_records(whole_frames, dataset, data_dir, count)
     target = np.stack([r["video"] for r in records])
     low = np.stack([r["low_res"] for r in records])
     return target, low, np.asarray([r.get("fps", 24.0) for r in records], np.float32)
@@ -56,14 +49,8 @@ def scores(out: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoints", default=str(ROOT / "runs/quickstart/checkpoints"))
+    add_arguments(parser, clips=16, json_name="sr_quality.json")
     parser.add_argument("--stages", default="sr_low,sr_high")
-    parser.add_argument("--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)")
-    parser.add_argument("--clips", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--starts", default="",
-                        help="comma-separated start strengths to compare (default: each config's)")
-    parser.add_argument("--json", default=str(ROOT / "bench/results/sr_quality.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
@@ -76,14 +63,14 @@ def main() -> None:
     from mav_jax.train.weights import load_weights
 
     mesh = make_mesh({"data": -1})
-    data_dir = args.data_dir or str(pathlib.Path(args.checkpoints).parent / "data")
+    data = data_dir_of(args)
     results = {}
     for name in args.stages.split(","):
         config, graphdef, params = load_weights(os.path.join(args.checkpoints, name), mesh)
         stage = stage_from_config(config)
-        truth, low, fps = held_out_pairs(stage, config.data.dataset, data_dir, args.clips)
+        truth, low, fps = held_out_pairs(stage, config.data.dataset, data, args.clips)
         results[f"{name}: bilinear"] = scores(np.asarray(upsample(jnp.asarray(low), truth.shape[2])), truth)
-        for start in [float(x) for x in args.starts.split(",") if x] or [stage.start_strength]:
+        for start in start_strengths(args.starts, stage.start_strength):
             variant = dataclasses.replace(stage, start_strength=start)
             upscale = jax.jit(functools.partial(variant.upscale, graphdef, num_steps=args.steps))
             out = upscale(params, jax.random.key(0), jnp.asarray(low),
@@ -97,9 +84,7 @@ def main() -> None:
     for name, s in results.items():
         flicker = f"{s['flicker']:.2f}" if "flicker" in s else "-"
         print(f"| {name:24s} | {s['mse']:.4f} | {s['colour_error']:.4f} | {flicker} |")
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump({"clips": args.clips, "steps": args.steps, "results": results}, f, indent=1)
+    write_results(args.json, args.clips, args.steps, results)
 
 
 if __name__ == "__main__":
