@@ -18,7 +18,7 @@ decoder.
 
     python bench/prompt_fidelity.py --checkpoints=runs/quickstart/checkpoints \
         [--through=keyframes|interpolation] [--steps=50] [--guidance=G] \
-        [--frame_noise_correlation=R]
+        [--frame_noise_correlation=R] [--frame_noise_drift=PIXELS]
 """
 
 from __future__ import annotations
@@ -93,11 +93,18 @@ def digit_centres(videos: np.ndarray) -> np.ndarray:
 
 
 def motion(videos: np.ndarray) -> dict:
-    """Frame-to-frame displacement of the digit's centre, and its change (pixels, means)."""
-    steps = np.diff(digit_centres(videos), axis=1)  # (N, F - 1, 2)
+    """Frame-to-frame displacement of the digit's centre and its change, and how far the centre
+    gets from first frame to last (pixels, means). A digit that jitters in place has steps but no
+    travel; `straightness` (travel over path length) is 1 for a steady drift."""
+    centres = digit_centres(videos)  # (N, F, 2)
+    steps = np.diff(centres, axis=1)  # (N, F - 1, 2)
+    path = np.linalg.norm(steps, axis=-1).sum(axis=1)  # (N,)
+    travel = np.linalg.norm(centres[:, -1] - centres[:, 0], axis=-1)  # (N,)
     return {
         "centre_step_pixels": float(np.linalg.norm(steps, axis=-1).mean()),
         "centre_step_change_pixels": float(np.linalg.norm(np.diff(steps, axis=1), axis=-1).mean()),
+        "centre_travel_pixels": float(travel.mean()),
+        "straightness": float((travel / np.maximum(path, 1e-6)).mean()),
     }
 
 
@@ -128,6 +135,8 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=0.0, help="D^t's; 0: its config's")
     parser.add_argument("--frame_noise_correlation", type=float, default=-1.0,
                         help="of D^t's (and ↑F's) initial noise; negative: their configs'")
+    parser.add_argument("--frame_noise_drift", type=float, default=-1.0,
+                        help="pixels a frame D^t's shared noise drifts; negative: its config's")
     parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -156,11 +165,14 @@ def main() -> None:
     prompts = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {d} moving {directions[i % len(directions)]}"
                for i, (c, d) in enumerate(wanted)]  # fmt: skip
     options = SamplingOptions(seed=args.seed, steps=args.steps, guidance=args.guidance,
-                              frame_noise_correlation=args.frame_noise_correlation)
+                              frame_noise_correlation=args.frame_noise_correlation,
+                              frame_noise_drift=args.frame_noise_drift)
     result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
               "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
               "frame_noise_correlation": keyframes.stage.frame_noise_correlation
               if args.frame_noise_correlation < 0 else args.frame_noise_correlation,
+              "frame_noise_drift": keyframes.stage.frame_noise_drift
+              if args.frame_noise_drift < 0 else args.frame_noise_drift,
               "reader_accuracy_on_real_eval_frames": ceiling}  # fmt: skip
     frames_per_clip = keyframes.stage.num_frames  # the first clips' middle frames: (N, H, W, 3)
     real_frames = train_frames[frames_per_clip // 2 :: frames_per_clip][: len(wanted)]

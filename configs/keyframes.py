@@ -38,6 +38,11 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # The same mixed noise in the video phase's training loss (PYoCo trains and samples with it);
     # 0: independent frames. At the quickstart's 150 video steps, 0.8 did not help (bench README).
     config.diffusion.training_frame_noise_correlation = 0.0
+    # Warped noise (Burgert et al. 2025; diffusion/frame_motion.py): in training, the shared part
+    # of the frames' noise follows each clip's own translation; at sampling, it drifts this many
+    # pixels a frame in a random direction per video. Both need the correlations above > 0.
+    config.diffusion.training_noise_follows_motion = False
+    config.diffusion.frame_noise_drift = 0.0
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"

@@ -60,6 +60,9 @@ class SamplingOptions:
     # Correlation of the frames' initial noise in D^t and ↑F (see stages.conditioned.initial_noise);
     # negative: each stage's config.diffusion.frame_noise_correlation.
     frame_noise_correlation: float = -1.0
+    # Pixels a frame that the shared part of D^t's keyframe noise drifts, in a random direction
+    # per video (see diffusion.frame_motion); negative: D^t's config.diffusion.frame_noise_drift.
+    frame_noise_drift: float = -1.0
     # Where ↑F, SR^t_l and SR_h start: < 1 from a guess (↑F: the keyframes' linear blend; SR:
     # the upsampled input), noised, with this fraction of their sampler steps left; 1: from pure
     # noise; negative: each stage's config.diffusion.start_strength.
@@ -162,6 +165,8 @@ class Cascade:
         stage = self._loaded(name).stage
         if options.frame_noise_correlation >= 0 and hasattr(stage, "frame_noise_correlation"):
             stage = dataclasses.replace(stage, frame_noise_correlation=options.frame_noise_correlation)
+        if options.frame_noise_drift >= 0 and hasattr(stage, "frame_noise_drift"):
+            stage = dataclasses.replace(stage, frame_noise_drift=options.frame_noise_drift)
         if options.start_strength >= 0 and hasattr(stage, "start_strength"):
             stage = dataclasses.replace(stage, start_strength=options.start_strength)
             if problems := stage.problems():
@@ -228,7 +233,8 @@ class Cascade:
             return stage.generate(kf.graphdef, params, key, count, fps, steps,
                                   embeddings if conditioned else None, guidance)  # fmt: skip
 
-        settings = (count, fps, steps, guidance, stage.frame_noise_correlation)
+        settings = (count, fps, steps, guidance, stage.frame_noise_correlation,
+                    stage.frame_noise_drift)  # fmt: skip
         return self._jit(("keyframes", *settings), generate)(kf.params, key, embeddings)[:n]
 
     def interpolate(self, video: jax.Array, mask: np.ndarray, embeddings: jax.Array | None,

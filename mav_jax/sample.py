@@ -36,6 +36,10 @@ _NOISE_CORRELATION = flags.DEFINE_float(
     "frame_noise_correlation", -1.0,
     "Correlation of the frames' initial noise in the keyframe and interpolation stages, 0-1 "
     "(negative: their configs').")
+_NOISE_DRIFT = flags.DEFINE_float(
+    "frame_noise_drift", -1.0,
+    "Pixels a frame that the keyframes' shared noise drifts, each video in a random direction: "
+    "a steady drift to follow (0: none; negative: the keyframe config's).")
 _START_STRENGTH = flags.DEFINE_float(
     "start_strength", -1.0,
     "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "
@@ -84,6 +88,7 @@ def main(argv) -> None:
     options = SamplingOptions(seed=_SEED.value, steps=_STEPS.value, fps=_FPS.value,
                               prior_guidance=_PRIOR_GUIDANCE.value, guidance=_GUIDANCE.value,
                               frame_noise_correlation=_NOISE_CORRELATION.value,
+                              frame_noise_drift=_NOISE_DRIFT.value,
                               start_strength=_START_STRENGTH.value)  # fmt: skip
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})

@@ -80,9 +80,13 @@ def test_text_to_video_through_every_stage(cascade):
     again = cascade.text_to_video(prompts, OPTIONS)
     np.testing.assert_allclose(again["sr_high"], outputs["sr_high"], atol=1e-5)
     # The frames' noise correlation reaches the keyframe sampler (other noise, other keyframes).
-    shared = cascade.keyframes(cascade.embed_prompts(prompts, OPTIONS),
-                               dataclasses.replace(OPTIONS, frame_noise_correlation=1.0))  # fmt: skip
+    embeddings = cascade.embed_prompts(prompts, OPTIONS)
+    shared = cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, frame_noise_correlation=1.0))
     assert not np.allclose(shared, outputs["keyframes"], atol=1e-3)
+    # So does its drift (the shared noise translated frame to frame: other keyframes again).
+    drifting = cascade.keyframes(embeddings, dataclasses.replace(
+        OPTIONS, frame_noise_correlation=1.0, frame_noise_drift=3.0))  # fmt: skip
+    assert not np.allclose(drifting, shared, atol=1e-3)
 
 
 def test_a_start_strength_outside_0_to_1_is_a_clear_error(cascade):

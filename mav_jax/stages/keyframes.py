@@ -16,6 +16,7 @@ from flax import nnx
 from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
+from mav_jax.diffusion.frame_motion import drift_shifts, translation_from_middle
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
@@ -35,6 +36,12 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     # Of the frames' noise in the training loss: the same mixed noise, so the network learns to
     # denoise what it is given at sampling (Ge et al. 2023). 0: independent frames.
     training_frame_noise_correlation: float = 0.0
+    # Sampling: the shared part of the frames' noise drifts this many pixels a frame, each video
+    # in a random direction (diffusion.frame_motion). 0: it stays in place.
+    frame_noise_drift: float = 0.0
+    # Training: the shared part of the frames' noise follows each clip's own translation, so the
+    # network learns that it moves with the content (what a drift at sampling relies on).
+    training_noise_follows_motion: bool = False
     unet: UNetConfig = UNetConfig()
     phase: str = "video"
     resolution: int = 32
@@ -66,6 +73,10 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
             training_frame_noise_correlation=config.diffusion.get(
                 "training_frame_noise_correlation", 0.0
             ),
+            frame_noise_drift=config.diffusion.get("frame_noise_drift", 0.0),
+            training_noise_follows_motion=config.diffusion.get(
+                "training_noise_follows_motion", False
+            ),
             unet=unet,
             phase=phase,
             resolution=data.resolution,
@@ -84,7 +95,12 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         if self.phase not in PHASES:
             found.append(f"config.phase must be one of {PHASES}, got '{self.phase}'")
         found += frame_noise_problems(self.frame_noise_correlation,
-                                      self.training_frame_noise_correlation)  # fmt: skip
+                                      self.training_frame_noise_correlation,
+                                      self.frame_noise_drift)  # fmt: skip
+        if self.training_noise_follows_motion and not self.training_frame_noise_correlation:
+            found.append("config.diffusion.training_noise_follows_motion moves the noise the "
+                         "frames share, and they share none: set "
+                         "training_frame_noise_correlation > 0 too")  # fmt: skip
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
@@ -104,7 +120,9 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         video = batch["video"]  # (B, F, H, W, 3)
         noise = None
         if self.training_frame_noise_correlation:
-            noise = initial_noise(noise_key, video.shape, self.training_frame_noise_correlation)
+            shifts = translation_from_middle(video) if self.training_noise_follows_motion else None
+            noise = initial_noise(noise_key, video.shape, self.training_frame_noise_correlation,
+                                  shifts)  # fmt: skip
         return diffusion_loss(
             model_fn, video, diffusion_key, self.schedule, self.prediction,
             min_snr_gamma=self.min_snr_gamma, noise=noise,
@@ -117,7 +135,11 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         `embedding` (count, E) when the decoder has one, with classifier-free guidance."""
         noise_key, sample_key = jax.random.split(key)
         shape = (count, self.num_frames, self.resolution, self.resolution, self.unet.in_channels)
-        x_T = initial_noise(noise_key, shape, self.frame_noise_correlation)  # (B, F, H, W, C)
+        shifts = None
+        if self.frame_noise_drift and self.frame_noise_correlation:
+            shifts = drift_shifts(jax.random.fold_in(noise_key, 1), count, self.num_frames,
+                                  self.frame_noise_drift)  # fmt: skip
+        x_T = initial_noise(noise_key, shape, self.frame_noise_correlation, shifts)  # (B, F, H, W, C)
         cond, guidance_scale = self.sampling_embedding(embedding, guidance_scale)
         if self.unet.fps_conditioning:
             cond["fps"] = jnp.full((count,), fps)
