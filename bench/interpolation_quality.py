@@ -39,17 +39,19 @@ def held_out_clips(stage, dataset: str, data_dir: str, count: int) -> tuple[np.n
     return np.stack([r["video"] for r in records]), np.stack([r["fps"] for r in records])
 
 
-def baselines(video: np.ndarray, skip: int) -> dict[str, np.ndarray]:
-    """Nearest-keyframe copy and linear blend of the neighbouring keyframes, (N, F, H, W, 3)."""
-    frames = video.shape[1]
-    nearest, blend = video.copy(), video.copy()
-    for i in range(frames):
-        before = (i // skip) * skip
-        after = min(before + skip, frames - 1)
-        w = (i - before) / skip if after > before else 0.0
-        nearest[:, i] = video[:, before if w < 0.5 else after]
-        blend[:, i] = (1 - w) * video[:, before] + w * video[:, after]
-    return {"nearest keyframe": nearest, "linear blend": blend}
+def baselines(video: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Nearest-keyframe copy, and the given frames' blends that ↑F can start from (`blend_given`):
+    linear, and moved along the keyframes' translation. (N, F, H, W, 3) each."""
+    import jax.numpy as jnp
+
+    from mav_jax.stages.interpolation import blend_given
+
+    given = np.flatnonzero(mask)
+    nearest = video[:, given[np.abs(np.arange(len(mask))[:, None] - given).argmin(axis=1)]]
+    masks = jnp.broadcast_to(jnp.asarray(mask), video.shape[:2])
+    return {"nearest keyframe": nearest,
+            "linear blend": np.asarray(blend_given(jnp.asarray(video), masks)),
+            "motion-compensated blend": np.asarray(blend_given(jnp.asarray(video), masks, True))}
 
 
 def scores(out: np.ndarray, truth: np.ndarray, generated: np.ndarray) -> dict[str, float]:
@@ -91,7 +93,7 @@ def main() -> None:
             truth, fps = held_out_clips(stage, config.data.dataset, data, args.clips)
             mask = frame_mask("interpolate", truth.shape[1], stage.keyframe_skip)
             generated = mask == 0
-            for name, out in baselines(truth, stage.keyframe_skip).items():
+            for name, out in baselines(truth, mask).items():
                 results[name] = scores(out, truth, generated)
             nearest = int(np.argmin(np.where(mask > 0, np.abs(np.arange(len(mask)) - len(mask) // 2),
                                              len(mask))))  # fmt: skip
@@ -100,9 +102,14 @@ def main() -> None:
         video = jnp.where(masks[:, :, None, None, None] > 0, jnp.asarray(truth), 0.0)
         label = f"↑F {path} ({'CLIP-conditioned' if stage.unet.embedding_dim else 'unconditioned'})"
         starts = start_strengths(args.starts, stage.start_strength)
-        variants = {f"{label}, start {start:g}": dataclasses.replace(stage, start_strength=start)
-                    for start in starts}  # fmt: skip
-        variants[f"{label}, start {starts[0]:g}, given frames not held"] = dataclasses.replace(
+        variants = {}
+        for start in starts:
+            for follows in (False, True) if start < 1 else (False,):
+                guess = ", motion-compensated" if follows else ""
+                variants[f"{label}, start {start:g}{guess}"] = dataclasses.replace(
+                    stage, start_strength=start, start_follows_motion=follows)
+        guess = ", motion-compensated" if stage.start_follows_motion and starts[0] < 1 else ""
+        variants[f"{label}, start {starts[0]:g}{guess}, given frames not held"] = dataclasses.replace(
             stage, start_strength=starts[0], hold_given_frames=False)
         for name, variant in variants.items():
             generate = jax.jit(functools.partial(variant.generate, graphdef, num_steps=args.steps))

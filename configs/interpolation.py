@@ -39,6 +39,9 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # forward-noised to where this fraction of the sampler's steps is left (SDEdit); the sampler
     # then runs those steps. 1: from pure noise, as the paper.
     config.diffusion.start_strength = 1.0
+    # With a start < 1: the blend first moves each given frame along the translation between
+    # them (phase correlation), so a moving object is carried across, not cross-faded.
+    config.diffusion.start_follows_motion = False
     # The keyframes already carry most of the content: sample without guidance (1.0) by default.
     config.diffusion.guidance_scale = 1.0
 

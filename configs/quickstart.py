@@ -23,20 +23,26 @@ KEYFRAME_RESOLUTION = 16  # D^t's and ↑F's frames, and CLIP's and the prior's 
 # at lr 5e-4: 1.03 px, 28%; at 2e-3: 1.26 px, 47%; at 4e-3: 1.19 px, 55%.
 UNET = dict(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
             num_heads=2, embedding_dim=64, dropout=0.0)  # fmt: skip
-# Sampling only (training is unchanged): D^t's keyframes start from mixed noise, 0.5 correlated,
-# so they agree on the digit's shape (more than the temporal layers of so short a run make them)
-# and still move. A 1500-step D^t at 0, 0.5, 0.8: the centre steps 1.75, 1.46, 1.19 px and that
-# step changes by 2.01, 1.55, 1.27 px (real clips 2.03, 1.57); digit right in 50, 50, 55%.
-# Not for ↑F: on held-out keyframes its in-between MSE went 0.029 -> 0.043 at 0.8.
-FRAME_NOISE_CORRELATION = 0.5
+# Sampling only (training is unchanged): D^t's keyframes start from mixed noise, 0.8 correlated,
+# so they agree on the digit's shape (more than the temporal layers of so short a run make them),
+# and the shared part drifts 2 pixels a frame (diffusion/frame_motion.py; the digit's centre steps
+# 2.03 px a keyframe in real clips), so the digit it seeds moves steadily instead of staying put.
+# bench/prompt_fidelity.py, 80 prompts (real clips: centre travels 4.50 px first to last,
+# straightness 0.62): at 0.5 and no drift, travel 2.47 px, straightness 0.44, digit right in 53%
+# of frames; at 0.8 and no drift 1.74, 0.39, 48%; at 0.8 and drift 1, 2, 3: travel 3.39, 3.84,
+# 3.71, straightness 0.55, 0.55, 0.50, digit 50, 48, 47%. Not for ↑F: on held-out keyframes its
+# in-between MSE went 0.029 -> 0.043 at 0.8.
+FRAME_NOISE_CORRELATION, FRAME_NOISE_DRIFT = 0.8, 2.0
 # Sampling only: ↑F and the SR stages start part-way down their samplers' schedules from a guess
-# (↑F: the keyframes' linear blend; SR: the upsampled input), noised; SDEdit, Meng et al. 2022.
-# So short a run leaves ↑F worse than its guess on held-out clips, and from pure noise it invents
-# shape that flickers: at 0.5 (bench/interpolation_quality.py) in-between MSE 0.0185 -> 0.0136,
-# flicker 1.32 -> 0.96 (real clips 1; the linear blend 0.0107, 0.41). The SR stages (lr 6e-3,
-# below) at 0.4 (bench/sr_quality.py), against 1: SR_h MSE 0.0026 -> 0.0033 but off-colour
-# speckle 0.026 -> 0.018; SR^t_l MSE 0.0176 -> 0.0097 (bilinear 0.0074 and 0.0143).
-INTERPOLATION_START, SR_START = 0.5, 0.4
+# (↑F: the keyframes' blend, each moved along the translation between them; SR: the upsampled
+# input), noised; SDEdit, Meng et al. 2022. So short a run leaves ↑F worse than its guess on
+# held-out clips, and from pure noise it invents shape that flickers. bench/interpolation_quality.py,
+# in-between MSE: from noise 0.0185; from the linear blend at 0.5, 0.0136; from the
+# motion-compensated blend at 0.5, 0.0115, at 0.3, 0.0084 (flicker 0.88; real clips 1), against
+# 0.0107 and 0.0052 for the two blends themselves. The SR stages (lr 6e-3, below) at 0.4
+# (bench/sr_quality.py), against 1: SR_h MSE 0.0026 -> 0.0033 but off-colour speckle
+# 0.026 -> 0.018; SR^t_l MSE 0.0176 -> 0.0097 (bilinear 0.0074 and 0.0143).
+INTERPOLATION_START, SR_START = 0.3, 0.4
 PROMPTS = (
     "a red 3 moving right",
     "the number seven in cyan drifting down",
@@ -110,6 +116,7 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
         if phase == "video":
             c.init_from = f"{exports}/keyframes_image"
             c.diffusion.frame_noise_correlation = FRAME_NOISE_CORRELATION
+            c.diffusion.frame_noise_drift = FRAME_NOISE_DRIFT
             # About 5.5 minutes here; at 0.5 correlation 1200 steps gave step 1.44 px, change
             # 1.63, digit 53%, and 1500 steps 1.46, 1.55, 50%. More steps move the digit more
             # steadily: at width 32 and lr 5e-4 (0.8 correlation), 1500 steps: 1.45 px, digit
@@ -130,7 +137,7 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     # 1.48 (width 32, 400 at 1e-3, 177 s: 0.0216, 1.40).
     c = interpolation.get_config("tiny")
     c.init_from, c.clip_from = f"{exports}/keyframes", f"{exports}/clip"
-    c.diffusion.start_strength = INTERPOLATION_START
+    c.diffusion.update(start_strength=INTERPOLATION_START, start_follows_motion=True)
     c.unet.update(UNET)
     c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_keyframes=3,
                   keyframe_skip=3)

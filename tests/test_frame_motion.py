@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mav_jax.diffusion.frame_motion import drift_shifts, translate, translation_from_middle
+from mav_jax.diffusion.frame_motion import drift_shifts, shift, translate, translation_from_middle
 from mav_jax.stages.conditioned import initial_noise
 
 SHIFTS = [[(-3, 2), (-1, 1), (0, 0), (2, -1), (4, -5)],
@@ -96,3 +96,15 @@ def test_bad_frame_noise_motion_settings_are_config_problems():
     problems = " ".join(stage.problems())
     assert "frame_noise_drift is a speed in pixels a frame, so not negative; got -1.0" in problems
     assert "set training_frame_noise_correlation > 0 too" in problems
+
+
+def test_shift_moves_images_by_whole_and_fractional_pixels_repeating_the_edge():
+    image = np.zeros((1, 6, 6, 2), np.float32)
+    image[0, 2, 2] = [1.0, 2.0]
+    whole = np.asarray(shift(jnp.asarray(image), jnp.asarray([[1.0, -2.0]])))
+    np.testing.assert_allclose(whole, np.roll(image, (1, -2), axis=(1, 2)), atol=1e-6)
+    half = np.asarray(shift(jnp.asarray(image), jnp.asarray([[0.0, 0.5]])))[0, 2, :, 0]
+    np.testing.assert_allclose(half, [0, 0, 0.5, 0.5, 0, 0], atol=1e-6)  # split between two
+    ramp = jnp.broadcast_to(jnp.arange(6.0)[None, None, :, None], (1, 6, 6, 1))
+    moved = np.asarray(shift(ramp, jnp.asarray([[0.0, 2.0]])))[0, 0, :, 0]
+    np.testing.assert_allclose(moved, [0, 0, 0, 1, 2, 3], atol=1e-6)  # the left edge repeats

@@ -103,6 +103,27 @@ def test_blend_given_fills_each_missing_frame_from_the_given_frames_either_side(
                                [20, 20, 20, 30, 40, 50, 60], atol=1e-5)  # fmt: skip
 
 
+def test_blend_given_following_motion_carries_a_moving_object_across():
+    """A blob moving 3 px to the right and 3 down per keyframe (one pixel a frame, keyframes 3
+    frames apart): the motion-compensated blend puts it where it truly is in every frame, where
+    the linear blend fades it out at one place and in at the next."""
+    rng = np.random.default_rng(0)
+    background = np.full((16, 16, 3), -1.0, np.float32)
+    blob = rng.uniform(0, 1, (4, 4, 3)).astype(np.float32)
+    video = np.stack([background] * 7)
+    for f in range(7):
+        video[f, 2 + f : 6 + f, 3 + f : 7 + f] = blob
+    mask = jnp.asarray([frame_mask("interpolate", 7, 3)])
+    given = jnp.where(mask[:, :, None, None, None] > 0, jnp.asarray(video)[None], 0.0)
+    moved = np.asarray(blend_given(given, mask, follow_motion=True))[0]
+    np.testing.assert_allclose(moved, video, atol=1e-5)
+    faded = np.asarray(blend_given(given, mask))[0]
+    assert np.abs(faded[1] - video[1]).max() > 0.3
+    extended = jnp.asarray([frame_mask("extrapolate", 7, 3)])  # one side only: the copy, as before
+    np.testing.assert_array_equal(blend_given(given, extended, follow_motion=True),
+                                  blend_given(given, extended))  # fmt: skip
+
+
 @pytest.mark.parametrize("name", ["interpolation", "sr_low", "sr_high"])
 @pytest.mark.parametrize("strength", [0.0, 1.5])
 def test_start_strength_outside_0_to_1_is_a_config_problem(name, strength):

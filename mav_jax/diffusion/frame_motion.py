@@ -7,8 +7,9 @@ Translated frame to frame, it seeds a steady drift instead. In training the shar
 each clip's own translation (`translation_from_middle`), so the network learns that the shared
 noise moves with the content; at sampling it drifts at a set speed (`drift_shifts`).
 
-Translations are whole pixels and wrap around (`jnp.roll`), so every frame's noise is still
-exactly N(0, I).
+Translations of noise are whole pixels and wrap around (`jnp.roll`), so every frame's noise is
+still exactly N(0, I). The same translation estimate moves frames too (`shift`, bilinear): ↑F's
+motion-compensated start (`stages.interpolation.blend_given`).
 """
 
 from __future__ import annotations
@@ -17,23 +18,48 @@ import jax
 import jax.numpy as jnp
 
 
-def translation_from_middle(video: jax.Array) -> jax.Array:
-    """(B, F, H, W, C) -> (B, F, 2) int32: the whole-pixel (row, col) translation that takes each
-    clip's middle frame to each of its frames, by phase correlation of their luminance (the
-    peak of the normalised cross-power spectrum's inverse). (0, 0) for the middle frame; a
-    frame that does not move, or an empty one, gives (0, 0) too."""
-    _, f, h, w, _ = video.shape
-    luma = video.astype(jnp.float32).mean(axis=-1)  # (B, F, H, W)
-    luma = luma - luma.mean(axis=(2, 3), keepdims=True)  # the background's level is no signal
-    spectrum = jnp.fft.fft2(luma)  # (B, F, H, W)
-    cross = spectrum * jnp.conj(spectrum[:, f // 2 : f // 2 + 1])
+def translation(reference: jax.Array, frames: jax.Array) -> jax.Array:
+    """reference (..., H, W, C), frames (..., H, W, C) -> (..., 2) int32: the whole-pixel
+    (row, col) translation that takes each reference to its frame, by phase correlation of their
+    luminance (the peak of the normalised cross-power spectrum's inverse). A frame that does not
+    move, or an empty one, gives (0, 0)."""
+    h, w = frames.shape[-3:-1]
+
+    def spectrum(x):  # (..., H, W, C) -> (..., H, W); the background's level is no signal
+        luma = x.astype(jnp.float32).mean(axis=-1)
+        return jnp.fft.fft2(luma - luma.mean(axis=(-2, -1), keepdims=True))
+
+    cross = spectrum(frames) * jnp.conj(spectrum(reference))
     cross = cross / jnp.maximum(jnp.abs(cross), 1e-6)
-    surface = jnp.fft.ifft2(cross).real.reshape(*luma.shape[:2], h * w)  # (B, F, H * W)
+    surface = jnp.fft.ifft2(cross).real.reshape(*cross.shape[:-2], h * w)
     # Ties (an empty frame's flat surface) go to the first index, (0, 0): no translation.
     peak = jnp.argmax(surface, axis=-1)
     rows, cols = peak // w, peak % w
     wrap = lambda d, n: jnp.where(d >= (n + 1) // 2, d - n, d)  # noqa: E731  [0, n) -> [-n/2, n/2)
     return jnp.stack([wrap(rows, h), wrap(cols, w)], axis=-1).astype(jnp.int32)
+
+
+def translation_from_middle(video: jax.Array) -> jax.Array:
+    """(B, F, H, W, C) -> (B, F, 2) int32: the translation (`translation`) that takes each
+    clip's middle frame to each of its frames; (0, 0) for the middle frame."""
+    middle = video.shape[1] // 2
+    return translation(video[:, middle : middle + 1], video)
+
+
+def shift(images: jax.Array, offsets: jax.Array) -> jax.Array:
+    """images (N, H, W, C), offsets (N, 2) float (row, col) -> (N, H, W, C): each image moved by
+    its offset, bilinearly for fractions of a pixel; what enters at an edge repeats the edge
+    (the background, where the content is away from it)."""
+    h, w = images.shape[1:3]
+    rows, cols = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
+                              indexing="ij")  # fmt: skip
+
+    def one(image, offset):  # (H, W, C), (2,)
+        where = [rows - offset[0], cols - offset[1]]
+        channel = lambda c: jax.scipy.ndimage.map_coordinates(c, where, order=1, mode="nearest")  # noqa: E731
+        return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
+
+    return jax.vmap(one)(images, offsets.astype(jnp.float32))
 
 
 def drift_shifts(key: jax.Array, batch: int, num_frames: int, speed: float) -> jax.Array:

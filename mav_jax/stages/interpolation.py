@@ -6,7 +6,8 @@ With keyframe skip k, K keyframes become (K - 1) * k + 1 frames (16 -> 76 at k =
 paper). The loss covers only the frames to generate; at sampling the given frames are copied
 into the output unchanged, and at every step the sampler holds them at their forward-noised values
 (`hold_given_frames`), as training shows them to the network. The frames to generate can start
-part-way down the sampler's schedule from the given frames' linear blend (`start_strength` < 1).
+part-way down the sampler's schedule from the given frames' blend (`start_strength` < 1), linear or
+moved along the translation between them (`start_follows_motion`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flax import nnx
 from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
+from mav_jax.diffusion.frame_motion import shift, translation
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
@@ -29,10 +31,14 @@ from mav_jax.stages.frame_modes import RandomFrameMask
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
 
 
-def blend_given(video: jax.Array, mask: jax.Array) -> jax.Array:
+def blend_given(video: jax.Array, mask: jax.Array, follow_motion: bool = False) -> jax.Array:
     """(B, F, H, W, C), (B, F) -> (B, F, H, W, C): every frame not given is the linear blend of
     the given frames on either side of it (a copy of the one given frame where only one side has
-    one: extrapolation, animation); given frames are unchanged. A row without a given frame is 0."""
+    one: extrapolation, animation); given frames are unchanged. A row without a given frame is 0.
+
+    `follow_motion`: each side is first moved along the translation between the two given frames
+    (`translation`), by as much of it as the frame lies between them, so content that moves is
+    carried across rather than faded out at one place and in at the next."""
     frames = video.shape[1]
     index = jnp.arange(frames)
     given = mask > 0  # (B, F)
@@ -44,7 +50,13 @@ def blend_given(video: jax.Array, mask: jax.Array) -> jax.Array:
     span = jnp.maximum(after - before, 1)
     w = jnp.where(after > before, (index - before) / span, 0.0)  # (B, F): weight of `after`
     pick = lambda i: jnp.take_along_axis(video, jnp.clip(i, 0, frames - 1)[:, :, None, None, None], axis=1)  # noqa: E731
-    blended = (1.0 - w)[:, :, None, None, None] * pick(before) + w[:, :, None, None, None] * pick(after)
+    first, last = pick(before), pick(after)  # (B, F, H, W, C): the given frames either side
+    if follow_motion:
+        motion = translation(first, last).astype(jnp.float32)  # (B, F, 2): first -> last
+        flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  (B, F, ...) -> (B * F, ...)
+        first = shift(flat(first), flat(w[..., None] * motion)).reshape(first.shape)
+        last = shift(flat(last), flat((w[..., None] - 1.0) * motion)).reshape(last.shape)
+    blended = (1.0 - w)[:, :, None, None, None] * first + w[:, :, None, None, None] * last
     return jnp.where((has_before | has_after)[:, :, None, None, None], blended, 0.0).astype(video.dtype)
 
 
@@ -68,6 +80,8 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
     # Sampling: < 1 starts the frames to generate from the given frames' blend (`blend_given`),
     # forward-noised, with this fraction of the sampler's steps left to run; 1: from pure noise.
     start_strength: float = 1.0
+    # ... and that blend moves each side along the given frames' translation (`follow_motion`).
+    start_follows_motion: bool = False
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     resolution: int = 32
@@ -94,6 +108,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             frame_noise_correlation=config.diffusion.get("frame_noise_correlation", 0.0),
             hold_given_frames=config.diffusion.get("hold_given_frames", True),
             start_strength=config.diffusion.get("start_strength", 1.0),
+            start_follows_motion=config.diffusion.get("start_follows_motion", False),
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             resolution=data.resolution,
@@ -146,7 +161,8 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
                                 cond, num_steps=num_steps, prediction=self.prediction,
                                 guidance_scale=guidance_scale,
                                 known=(video, mask) if self.hold_given_frames else None,
-                                init=blend_given(video, mask) if self.start_strength < 1 else None,
+                                init=blend_given(video, mask, self.start_follows_motion)
+                                if self.start_strength < 1 else None,
                                 strength=self.start_strength)  # fmt: skip
         return jnp.where(mask[:, :, None, None, None] > 0, video, generated)
 
