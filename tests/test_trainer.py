@@ -51,9 +51,14 @@ def test_image_phase_trains_checkpoints_logs_and_samples(image_run):
 def test_video_phase_starts_from_the_image_weights_and_trains_only_temporal_layers(
     image_run, digits_data_dir, tmp_path
 ):
+    """Also with warped frame noise in its loss and its samples (diffusion/frame_motion.py), so the
+    phase correlation and the drift run inside the real step, sharded over 8 devices."""
     image_workdir, image_state = image_run
+    warped_noise = {"diffusion.training_frame_noise_correlation": 0.5,
+                    "diffusion.training_noise_follows_motion": True,
+                    "diffusion.frame_noise_correlation": 0.8, "diffusion.frame_noise_drift": 2.0}
     config = tiny_config(digits_data_dir, phase="video", init_from=str(image_workdir),
-                         **{"train.temporal_only": True})  # fmt: skip
+                         **{"train.temporal_only": True}, **warped_noise)  # fmt: skip
     state = train_and_evaluate(config, str(tmp_path / "video"))
     image = flat_params(image_state.ema)  # init_from loads the image run's EMA weights
     video = flat_params(state.params)
