@@ -36,7 +36,8 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # their own noise would otherwise pick at random, where the temporal layers do not.
     config.diffusion.frame_noise_correlation = 0.0
     # The same mixed noise in the video phase's training loss (PYoCo trains and samples with it);
-    # 0: independent frames. At the quickstart's 150 video steps, 0.8 did not help (bench README).
+    # 0: independent frames. At the quickstart's 150 video steps 0.8 did not help, nor 0.5 at 1200
+    # (the digit moves as far as in real clips, but jerkily, and is drawn less often; bench README).
     config.diffusion.training_frame_noise_correlation = 0.0
     # Warped noise (Burgert et al. 2025; diffusion/frame_motion.py): in training, the shared part
     # of the frames' noise follows each clip's own translation; at sampling, it drifts this many
