@@ -38,6 +38,26 @@ FULL_CONDITIONING = UNetConfig(
 )
 
 
+def keyframe_loss_input(video, **stage_fields):
+    """What the keyframe stage's loss shows the U-Net for `video` (B, F, H, W, 3): x_t, the
+    frames noised as the stage's frame-noise fields say (a stand-in U-Net records it)."""
+    from mav_jax.diffusion import make_schedule
+    from mav_jax.stages.keyframes import KeyframeStage
+
+    seen = []
+
+    class NoiseRecorder:  # stands in for the U-Net: records what it is shown
+        config = UNetConfig(base_channels=8, channel_mults=(1,), attention_levels=())
+
+        def __call__(self, x_t, t, **_):
+            seen.append(x_t)
+            return jnp.zeros_like(x_t)
+
+    stage = KeyframeStage(schedule=make_schedule("linear", 100), **stage_fields)
+    stage.loss(NoiseRecorder(), {"video": jnp.asarray(video, jnp.float32)}, jax.random.key(0))
+    return seen[-1]
+
+
 def pytest_configure(config):
     assert len(jax.devices()) == 8, "tests expect 8 fake CPU devices (jax_num_cpu_devices)"
 

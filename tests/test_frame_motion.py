@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import keyframe_loss_input
 
 from mav_jax.diffusion.frame_motion import drift_shifts, shift, translate, translation_from_middle
 from mav_jax.stages.conditioned import initial_noise
@@ -64,25 +65,10 @@ def test_the_shared_noise_moves_with_the_shifts_and_stays_standard_normal():
 def test_the_keyframe_loss_moves_its_shared_noise_with_the_clip(follows):
     """At correlation 1, x_t = alpha x0 + sigma eps is the middle frame's x_t translated as the
     clip is, frame by frame, exactly when the noise follows the clip's motion."""
-    from mav_jax.diffusion import make_schedule
-    from mav_jax.nn import UNetConfig
-    from mav_jax.stages.keyframes import KeyframeStage
-
-    class NoiseRecorder:  # stands in for the U-Net: records what it is shown
-        config = UNetConfig(base_channels=8, channel_mults=(1,), attention_levels=())
-        seen = []
-
-        def __call__(self, x_t, t, **_):
-            self.seen.append(x_t)
-            return jnp.zeros_like(x_t)
-
     rng = np.random.default_rng(0)
     video = np.stack([_translated(rng.uniform(-1, 1, (16, 16, 3)), s) for s in SHIFTS])
-    stage = KeyframeStage(schedule=make_schedule("linear", 100), training_frame_noise_correlation=1.0,
-                          training_noise_follows_motion=follows)  # fmt: skip
-    model = NoiseRecorder()
-    stage.loss(model, {"video": jnp.asarray(video, jnp.float32)}, jax.random.key(0))
-    x_t = np.asarray(model.seen[-1])  # (B, F, H, W, 3)
+    x_t = np.asarray(keyframe_loss_input(video, training_frame_noise_correlation=1.0,
+                                         training_noise_follows_motion=follows))  # (B, F, H, W, 3)
     moved = np.stack([_translated(x_t[b, 2], SHIFTS[b]) for b in range(2)])
     assert np.allclose(x_t, moved, atol=1e-5) == follows
 

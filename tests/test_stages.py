@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from conftest import UNIT_CLIP
+from conftest import UNIT_CLIP, keyframe_loss_input
 from trainer_helpers import TINY
 
 from configs import interpolation, sr_high, sr_low
@@ -214,23 +214,8 @@ def test_initial_noise_is_standard_normal_per_frame_with_the_asked_correlation(c
 @pytest.mark.parametrize("correlation", [0.0, 1.0])
 def test_the_keyframe_loss_noises_the_frames_with_the_training_correlation(correlation):
     """With clean frames of zeros, x_t is the added noise: shared by the frames at 1, not at 0."""
-    from mav_jax.diffusion import make_schedule
-    from mav_jax.nn import UNetConfig
-    from mav_jax.stages.keyframes import KeyframeStage
-
-    class NoiseRecorder:  # stands in for the U-Net: records what it is shown
-        config = UNetConfig(base_channels=8, channel_mults=(1,), attention_levels=())
-        seen = []
-
-        def __call__(self, x_t, t, **_):
-            self.seen.append(x_t)
-            return jnp.zeros_like(x_t)
-
-    stage = KeyframeStage(schedule=make_schedule("linear", 100),
-                          training_frame_noise_correlation=correlation)  # fmt: skip
-    model = NoiseRecorder()
-    stage.loss(model, {"video": jnp.zeros((2, 3, 4, 4, 3))}, jax.random.key(0))
-    x_t = np.asarray(model.seen[-1])  # (B, F, H, W, 3)
+    x_t = np.asarray(keyframe_loss_input(jnp.zeros((2, 3, 4, 4, 3)),
+                                         training_frame_noise_correlation=correlation))  # fmt: skip
     assert np.array_equal(x_t[:, 0], x_t[:, 2]) == (correlation == 1.0)
     assert np.abs(x_t).max() > 0
 

@@ -76,8 +76,8 @@ def translate(noise: jax.Array, shifts: jax.Array) -> jax.Array:
     """noise (B, H, W, C) and shifts (B, F, 2) -> (B, F, H, W, C): each frame the noise rolled
     by its (row, col) shift, so it moves as content translated by that shift would."""
 
-    def one_frame(image, shift):  # (H, W, C), (2,)
-        return jnp.roll(image, (shift[0], shift[1]), axis=(0, 1))
+    def one_frame(image, offset):  # (H, W, C), (2,)
+        return jnp.roll(image, (offset[0], offset[1]), axis=(0, 1))
 
     per_video = jax.vmap(one_frame, in_axes=(None, 0))  # one noise, every frame's shift
     return jax.vmap(per_video)(noise, shifts)
