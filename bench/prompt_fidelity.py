@@ -18,7 +18,7 @@ decoder.
 
     python bench/prompt_fidelity.py --checkpoints=runs/quickstart/checkpoints \
         [--through=keyframes|interpolation] [--steps=50] [--guidance=G] \
-        [--frame_noise_correlation=R] [--frame_noise_drift=PIXELS]
+        [--frame_noise_correlation=R] [--frame_noise_drift=PIXELS] [--steady_motion_strength=S]
 """
 
 from __future__ import annotations
@@ -137,6 +137,8 @@ def main() -> None:
                         help="of D^t's (and ↑F's) initial noise; negative: their configs'")
     parser.add_argument("--frame_noise_drift", type=float, default=-1.0,
                         help="pixels a frame D^t's shared noise drifts; negative: its config's")
+    parser.add_argument("--steady_motion_strength", type=float, default=-1.0,
+                        help="D^t's steady-motion second pass; 0: none; negative: its config's")
     parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -166,13 +168,16 @@ def main() -> None:
                for i, (c, d) in enumerate(wanted)]  # fmt: skip
     options = SamplingOptions(seed=args.seed, steps=args.steps, guidance=args.guidance,
                               frame_noise_correlation=args.frame_noise_correlation,
-                              frame_noise_drift=args.frame_noise_drift)
+                              frame_noise_drift=args.frame_noise_drift,
+                              steady_motion_strength=args.steady_motion_strength)
     result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
               "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
               "frame_noise_correlation": keyframes.stage.frame_noise_correlation
               if args.frame_noise_correlation < 0 else args.frame_noise_correlation,
               "frame_noise_drift": keyframes.stage.frame_noise_drift
               if args.frame_noise_drift < 0 else args.frame_noise_drift,
+              "steady_motion_strength": keyframes.stage.steady_motion_strength
+              if args.steady_motion_strength < 0 else args.steady_motion_strength,
               "reader_accuracy_on_real_eval_frames": ceiling}  # fmt: skip
     frames_per_clip = keyframes.stage.num_frames  # the first clips' middle frames: (N, H, W, 3)
     real_frames = train_frames[frames_per_clip // 2 :: frames_per_clip][: len(wanted)]

@@ -44,6 +44,11 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # pixels a frame in a random direction per video. Both need the correlations above > 0.
     config.diffusion.training_noise_follows_motion = False
     config.diffusion.frame_noise_drift = 0.0
+    # Sampling: > 0 samples the keyframes twice; the second pass starts from the first's middle
+    # keyframe (the frame the CLIP embedding describes) moved at the first's own median velocity,
+    # noised, with this fraction of the sampler's steps left (SDEdit), so the digit keeps one
+    # shape and one speed across the keyframes. 0: one pass, as in the paper.
+    config.diffusion.steady_motion_strength = 0.0
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"

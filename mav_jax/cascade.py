@@ -30,6 +30,7 @@ from mav_jax.models.clip import unit
 from mav_jax.models.frozen_clip import FrozenClip
 from mav_jax.parallel.sharding import BATCH_AXES
 from mav_jax.stages import stage_from_config
+from mav_jax.stages.conditioned import steady_motion_problems
 from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
 from mav_jax.stages.keyframes import SOURCE_FPS
 from mav_jax.stages.prior import clip_problems, sample_image_embeddings
@@ -63,6 +64,10 @@ class SamplingOptions:
     # Pixels a frame that the shared part of D^t's keyframe noise drifts, in a random direction
     # per video (see diffusion.frame_motion); negative: D^t's config.diffusion.frame_noise_drift.
     frame_noise_drift: float = -1.0
+    # > 0: D^t samples twice, the second pass from the first's middle keyframe moved at the
+    # first's velocity, with this fraction of its steps left (see stages.keyframes); 0: once;
+    # negative: D^t's config.diffusion.steady_motion_strength.
+    steady_motion_strength: float = -1.0
     # Where ↑F, SR^t_l and SR_h start: < 1 from a guess (↑F: the keyframes' linear blend; SR:
     # the upsampled input), noised, with this fraction of their sampler steps left; 1: from pure
     # noise; negative: each stage's config.diffusion.start_strength.
@@ -167,6 +172,10 @@ class Cascade:
             stage = dataclasses.replace(stage, frame_noise_correlation=options.frame_noise_correlation)
         if options.frame_noise_drift >= 0 and hasattr(stage, "frame_noise_drift"):
             stage = dataclasses.replace(stage, frame_noise_drift=options.frame_noise_drift)
+        if options.steady_motion_strength >= 0 and hasattr(stage, "steady_motion_strength"):
+            stage = dataclasses.replace(stage, steady_motion_strength=options.steady_motion_strength)
+            if problems := steady_motion_problems(stage.steady_motion_strength):
+                raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
         if options.start_strength >= 0 and hasattr(stage, "start_strength"):
             stage = dataclasses.replace(stage, start_strength=options.start_strength)
             if problems := stage.problems():
@@ -234,7 +243,7 @@ class Cascade:
                                   embeddings if conditioned else None, guidance)  # fmt: skip
 
         settings = (count, fps, steps, guidance, stage.frame_noise_correlation,
-                    stage.frame_noise_drift)  # fmt: skip
+                    stage.frame_noise_drift, stage.steady_motion_strength)  # fmt: skip
         return self._jit(("keyframes", *settings), generate)(kf.params, key, embeddings)[:n]
 
     def interpolate(self, video: jax.Array, mask: np.ndarray, embeddings: jax.Array | None,

@@ -40,6 +40,11 @@ _NOISE_DRIFT = flags.DEFINE_float(
     "frame_noise_drift", -1.0,
     "Pixels a frame that the keyframes' shared noise drifts, each video in a random direction: "
     "a steady drift to follow (0: none; negative: the keyframe config's).")
+_STEADY_MOTION = flags.DEFINE_float(
+    "steady_motion_strength", -1.0,
+    "Keyframes sampled twice: the second pass from the first's middle keyframe moved at the "
+    "first's velocity, noised, with this fraction (0-1] of the sampler steps left, so the digit "
+    "keeps one shape and one speed (0: one pass; negative: the keyframe config's).")
 _START_STRENGTH = flags.DEFINE_float(
     "start_strength", -1.0,
     "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "
@@ -89,6 +94,7 @@ def main(argv) -> None:
                               prior_guidance=_PRIOR_GUIDANCE.value, guidance=_GUIDANCE.value,
                               frame_noise_correlation=_NOISE_CORRELATION.value,
                               frame_noise_drift=_NOISE_DRIFT.value,
+                              steady_motion_strength=_STEADY_MOTION.value,
                               start_strength=_START_STRENGTH.value)  # fmt: skip
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})

@@ -17,6 +17,7 @@ from trainer_helpers import subprocess_env
 
 from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 from mav_jax.cascade import Cascade, CascadeError, SamplingOptions
+from mav_jax.diffusion.frame_motion import steady_motion_guess, steady_velocity
 from mav_jax.models.tokenizer import PromptTooLongError
 from mav_jax.parallel import make_mesh
 from mav_jax.data.video_io import contact_sheet, write_outputs
@@ -87,6 +88,15 @@ def test_text_to_video_through_every_stage(cascade):
     drifting = cascade.keyframes(embeddings, dataclasses.replace(
         OPTIONS, frame_noise_correlation=1.0, frame_noise_drift=3.0))  # fmt: skip
     assert not np.allclose(drifting, shared, atol=1e-3)
+    # The steady-motion second pass starts from the first pass's middle keyframe moved at its
+    # velocity: with its one step left at t = 0 (2 steps, strength 0.5) it returns that guess.
+    first = outputs["keyframes"]
+    steady = cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, steady_motion_strength=0.5))
+    guess = steady_motion_guess(jnp.asarray(first), steady_velocity(jnp.asarray(first)))
+    np.testing.assert_allclose(steady, guess, atol=0.05)
+    assert not np.allclose(steady, first, atol=0.05)
+    with pytest.raises(CascadeError, match=r"keyframes: config.diffusion.steady_motion_strength .* in \[0, 1\]"):
+        cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, steady_motion_strength=1.5))
 
 
 def test_a_start_strength_outside_0_to_1_is_a_clear_error(cascade):

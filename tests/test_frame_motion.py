@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from conftest import keyframe_loss_input
 
-from mav_jax.diffusion.frame_motion import drift_shifts, shift, translate, translation_from_middle
+from mav_jax.diffusion.frame_motion import (
+    drift_shifts,
+    shift,
+    steady_motion_guess,
+    steady_velocity,
+    translate,
+    translation_from_middle,
+)
 from mav_jax.stages.conditioned import initial_noise
 
 SHIFTS = [[(-3, 2), (-1, 1), (0, 0), (2, -1), (4, -5)],
@@ -78,10 +85,11 @@ def test_bad_frame_noise_motion_settings_are_config_problems():
     from mav_jax.stages.keyframes import KeyframeStage
 
     stage = KeyframeStage(schedule=make_schedule("linear", 100), frame_noise_drift=-1.0,
-                          training_noise_follows_motion=True)  # fmt: skip
+                          training_noise_follows_motion=True, steady_motion_strength=1.5)  # fmt: skip
     problems = " ".join(stage.problems())
     assert "frame_noise_drift is a speed in pixels a frame, so not negative; got -1.0" in problems
     assert "set training_frame_noise_correlation > 0 too" in problems
+    assert "steady_motion_strength is the fraction of the sampler's steps" in problems
 
 
 def test_shift_moves_images_by_whole_and_fractional_pixels_repeating_the_edge():
@@ -94,3 +102,24 @@ def test_shift_moves_images_by_whole_and_fractional_pixels_repeating_the_edge():
     ramp = jnp.broadcast_to(jnp.arange(6.0)[None, None, :, None], (1, 6, 6, 1))
     moved = np.asarray(shift(ramp, jnp.asarray([[0.0, 2.0]])))[0, 0, :, 0]
     np.testing.assert_allclose(moved, [0, 0, 0, 1, 2, 3], atol=1e-6)  # the left edge repeats
+
+
+def test_the_steady_motion_guess_is_the_middle_frame_at_the_clips_median_velocity():
+    rng = np.random.default_rng(0)
+    blob = np.full((24, 24, 3), -1.0)
+    blob[10:14, 10:14] = rng.uniform(0, 1, (4, 4, 3))
+    steady = [(-2 * f, f) for f in range(-2, 3)]  # 2 px a frame up, 1 right
+    clip = _translated(blob, steady)
+    jumpy = clip.copy()
+    jumpy[0] = _translated(blob, [(5, 7)])[0]  # the first frame lands somewhere else
+    videos = jnp.asarray(np.stack([clip, jumpy]))
+    velocity = np.asarray(steady_velocity(videos))
+    np.testing.assert_allclose(velocity, [[-2, 1], [-2, 1]])  # the median ignores the jump
+    guess = np.asarray(steady_motion_guess(videos, jnp.asarray(velocity)))
+    np.testing.assert_allclose(guess[1], clip, atol=1e-6)  # every frame the middle one, moved
+    # Moves are whole pixels, so nothing is blurred: at 0.7 px a frame, 1 px after one frame and
+    # after two (1.4).
+    slow = np.asarray(steady_motion_guess(videos[:1], jnp.asarray([[0.0, 0.7]])))
+    np.testing.assert_allclose(slow[0, 3:], _translated(blob, [(0, 1), (0, 1)]), atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        steady_velocity(videos[:, :1])

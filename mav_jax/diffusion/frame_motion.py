@@ -9,13 +9,15 @@ noise moves with the content; at sampling it drifts at a set speed (`drift_shift
 
 Translations of noise are whole pixels and wrap around (`jnp.roll`), so every frame's noise is
 still exactly N(0, I). The same translation estimate moves frames too (`shift`, bilinear): ↑F's
-motion-compensated start (`stages.interpolation.blend_given`).
+motion-compensated start (`stages.interpolation.blend_given`), and D^t's steady-motion second
+pass (`steady_velocity`, `steady_motion_guess`).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def translation(reference: jax.Array, frames: jax.Array) -> jax.Array:
@@ -65,11 +67,16 @@ def shift(images: jax.Array, offsets: jax.Array) -> jax.Array:
 def drift_shifts(key: jax.Array, batch: int, num_frames: int, speed: float) -> jax.Array:
     """(batch, num_frames, 2) int32 translations from the middle frame of a steady drift at
     `speed` pixels a frame, in a direction drawn uniformly for each video."""
-    angle = jax.random.uniform(key, (batch, 1), maxval=2 * jnp.pi)
+    angle = jax.random.uniform(key, (batch,), maxval=2 * jnp.pi)
+    velocity = speed * jnp.stack([jnp.sin(angle), jnp.cos(angle)], axis=-1)  # (B, 2)
+    return velocity_shifts(velocity, num_frames)
+
+
+def velocity_shifts(velocity: jax.Array, num_frames: int) -> jax.Array:
+    """velocity (B, 2), pixels a frame -> (B, num_frames, 2) int32: each frame's whole-pixel
+    translation from the middle frame."""
     offset = jnp.arange(num_frames) - num_frames // 2  # frames from the middle one
-    rows = jnp.round(offset * speed * jnp.sin(angle))
-    cols = jnp.round(offset * speed * jnp.cos(angle))
-    return jnp.stack([rows, cols], axis=-1).astype(jnp.int32)
+    return jnp.round(offset[None, :, None] * velocity[:, None, :]).astype(jnp.int32)
 
 
 def translate(noise: jax.Array, shifts: jax.Array) -> jax.Array:
@@ -81,3 +88,28 @@ def translate(noise: jax.Array, shifts: jax.Array) -> jax.Array:
 
     per_video = jax.vmap(one_frame, in_axes=(None, 0))  # one noise, every frame's shift
     return jax.vmap(per_video)(noise, shifts)
+
+
+def steady_velocity(video: jax.Array) -> jax.Array:
+    """(B, F, H, W, C), F >= 2 -> (B, 2) float: the clip's velocity in pixels a frame, (row, col),
+    as the median over frames of each frame's translation from the middle one divided by its
+    distance from it. The median keeps one frame that jumps (a changed shape at an end) from
+    setting the speed."""
+    num_frames = video.shape[1]
+    if num_frames < 2:
+        raise ValueError(f"A velocity needs at least 2 frames, got {num_frames}.")
+    offset = np.arange(num_frames) - num_frames // 2  # frames from the middle one (static)
+    others = offset != 0
+    per_frame = translation_from_middle(video)[:, others] / offset[others][None, :, None]  # (B, F-1, 2)
+    return jnp.median(per_frame, axis=1)  # (B, 2)
+
+
+def steady_motion_guess(video: jax.Array, velocity: jax.Array) -> jax.Array:
+    """(B, F, H, W, C), velocity (B, 2) -> (B, F, H, W, C): every frame the clip's middle frame,
+    moved `velocity` pixels a frame from it, so the content keeps one shape and one velocity.
+    Moves are rounded to whole pixels: a bilinear half-pixel move would blur the content, and
+    a blurred digit's colour reads darker."""
+    b, f = video.shape[:2]
+    offsets = velocity_shifts(velocity, f).reshape(b * f, 2)  # whole pixels from the middle frame
+    middle = jnp.repeat(video[:, f // 2], f, axis=0)  # (B*F, H, W, C)
+    return shift(middle, offsets).reshape(video.shape)

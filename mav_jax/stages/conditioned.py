@@ -34,6 +34,14 @@ def start_problems(strength: float) -> list[str]:
     return [f"config.diffusion.start_strength must be in (0, 1], got {strength}"]
 
 
+def steady_motion_problems(strength: float) -> list[str]:
+    """Config problems of D^t's steady-motion second pass (a fraction of its steps: [0, 1])."""
+    if 0.0 <= strength <= 1.0:
+        return []
+    return [f"config.diffusion.steady_motion_strength is the fraction of the sampler's steps the "
+            f"second pass runs: in [0, 1] (0: no second pass), got {strength}"]  # fmt: skip
+
+
 def initial_noise(key: jax.Array, shape: tuple[int, ...], frame_correlation: float = 0.0,
                   shifts: jax.Array | None = None) -> jax.Array:
     """x_T of shape (B, F, H, W, C), each frame N(0, I), any two frames correlated by

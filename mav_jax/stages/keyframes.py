@@ -8,6 +8,7 @@ Two phases, as in the paper: `image` trains the U-Net with temporal layers off o
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,11 +17,17 @@ from flax import nnx
 from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
-from mav_jax.diffusion.frame_motion import drift_shifts, translation_from_middle
+from mav_jax.diffusion.frame_motion import (
+    drift_shifts,
+    steady_motion_guess,
+    steady_velocity,
+    translation_from_middle,
+    velocity_shifts,
+)
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
-from mav_jax.stages.conditioned import frame_noise_problems, initial_noise
+from mav_jax.stages.conditioned import frame_noise_problems, initial_noise, steady_motion_problems
 
 PHASES = ("image", "video")
 SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURCE_FPS / frame skip
@@ -42,6 +49,11 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     # Training: the shared part of the frames' noise follows each clip's own translation, so the
     # network learns that it moves with the content (what a drift at sampling relies on).
     training_noise_follows_motion: bool = False
+    # Sampling: > 0 samples the keyframes twice. The second pass starts from the first's middle
+    # keyframe moved at the first's own velocity (frame_motion.steady_motion_guess), noised, with
+    # this fraction of the sampler's steps left (SDEdit), so the content keeps one shape and one
+    # speed across the keyframes. 0: one pass.
+    steady_motion_strength: float = 0.0
     unet: UNetConfig = UNetConfig()
     phase: str = "video"
     resolution: int = 32
@@ -77,6 +89,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
             training_noise_follows_motion=config.diffusion.get(
                 "training_noise_follows_motion", False
             ),
+            steady_motion_strength=config.diffusion.get("steady_motion_strength", 0.0),
             unet=unet,
             phase=phase,
             resolution=data.resolution,
@@ -101,6 +114,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
             found.append("config.diffusion.training_noise_follows_motion moves the noise the "
                          "frames share, and they share none: set "
                          "training_frame_noise_correlation > 0 too")  # fmt: skip
+        found += steady_motion_problems(self.steady_motion_strength)
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
@@ -143,10 +157,22 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         cond, guidance_scale = self.sampling_embedding(embedding, guidance_scale)
         if self.unet.fps_conditioning:
             cond["fps"] = jnp.full((count,), fps)
-        return ddim_sample(
-            unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
+        sample = functools.partial(
+            ddim_sample, unet_denoise_fn(graphdef), params, schedule=self.schedule, cond=cond,
             num_steps=num_steps, prediction=self.prediction, guidance_scale=guidance_scale,
         )  # fmt: skip
+        video = sample(x_T, sample_key)  # (B, F, H, W, C)
+        if not self.steady_motion_strength or self.num_frames < 2:
+            return video
+        # Second pass: from the first's middle keyframe moved at the first's velocity, with the
+        # shared noise moving along with it.
+        velocity = steady_velocity(video)  # (B, 2)
+        shifts = velocity_shifts(velocity, self.num_frames) if self.frame_noise_correlation else None
+        x_T = initial_noise(jax.random.fold_in(noise_key, 2), shape, self.frame_noise_correlation,
+                            shifts)  # fmt: skip
+        return sample(x_T, jax.random.fold_in(sample_key, 1),
+                      init=steady_motion_guess(video, velocity),
+                      strength=self.steady_motion_strength)  # fmt: skip
 
     def sample(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
                num_steps: int, batch: dict | None = None) -> tuple[jax.Array, float]:  # fmt: skip
