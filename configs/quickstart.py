@@ -34,14 +34,14 @@ UNET = dict(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_
 # in-between MSE went 0.029 -> 0.043 at 0.8.
 FRAME_NOISE_CORRELATION, FRAME_NOISE_DRIFT = 0.8, 2.0
 # Sampling only: D^t samples twice, the second pass from the first's middle keyframe moved at the
-# first's median velocity, with 0.2 of its steps left (stages/keyframes.py), so the digit keeps
-# one shape and one speed; the first pass's speed varied from keyframe to keyframe (the change in
-# its step, 1.92 px, was more than its step, 1.74) and its end keyframes changed digit more often.
-# bench/prompt_fidelity.py, 80 prompts, keyframes (one pass -> 0.1 / 0.2 / 0.3 / 0.5 of the
-# steps): change in step 1.92 -> 0.47 / 0.54 / 0.60 / 0.72 px (real clips 1.57, with bounces),
-# straightness 0.55 -> 0.91 / 0.90 / 0.89 / 0.87 (real 0.62), travel 3.84 -> 4.71 / 4.67 / 4.64 /
-# 4.51 px (real 4.50), same digit across a video 61% -> 78 / 74 / 73 / 72%, digit 48% -> 50 / 46 /
-# 46 / 47%, colour 90% -> 89 / 89 / 88 / 86%.
+# first's median velocity (at the drift's, where the first left the digit in place), with 0.2 of
+# its steps left (stages/keyframes.py), so the digit keeps one shape and one speed; the first
+# pass's speed varied from keyframe to keyframe (the change in its step, 1.92 px, was more than
+# its step, 1.74) and its end keyframes changed digit more often. bench/prompt_fidelity.py, 80
+# prompts, keyframes, one pass -> second pass at 0.2 (at 0.1 / 0.3 / 0.5 of the steps, without
+# the fallback for still digits: bench/README.md): change in step 1.92 -> 0.58 px (real clips
+# 1.57, with bounces), straightness 0.55 -> 0.96 (real 0.62), travel 3.84 -> 5.18 px (real 4.50),
+# the same digit across a video 61% -> 72%, digit 48% -> 46%, colour 90% -> 89%.
 STEADY_MOTION_STRENGTH = 0.2
 # Sampling only: ↑F and the SR stages start part-way down their samplers' schedules from a guess
 # (↑F: the keyframes' blend, each moved along the translation between them; SR: the upsampled

@@ -115,6 +115,10 @@ def test_the_steady_motion_guess_is_the_middle_frame_at_the_clips_median_velocit
     videos = jnp.asarray(np.stack([clip, jumpy]))
     velocity = np.asarray(steady_velocity(videos))
     np.testing.assert_allclose(velocity, [[-2, 1], [-2, 1]])  # the median ignores the jump
+    # A still clip (under STILL_SPEED) takes the fallback; a moving one keeps its own velocity.
+    still = jnp.asarray(np.stack([clip, _translated(blob, [(0, 0)] * 5)]))
+    fallback = jnp.asarray([[3.0, 0.0], [0.0, -2.0]])
+    np.testing.assert_allclose(steady_velocity(still, still_fallback=fallback), [[-2, 1], [0, -2]])
     guess = np.asarray(steady_motion_guess(videos, jnp.asarray(velocity)))
     np.testing.assert_allclose(guess[1], clip, atol=1e-6)  # every frame the middle one, moved
     # Moves are whole pixels, so nothing is blurred: at 0.7 px a frame, 1 px after one frame and

@@ -19,6 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# Pixels a frame under which `steady_velocity` counts a clip as still: 3.75% of the embedded
+# dataset's real clips, 7.5% of the quickstart D^t's keyframes from drifting noise (bench/README.md).
+STILL_SPEED = 0.5
+
 
 def translation(reference: jax.Array, frames: jax.Array) -> jax.Array:
     """reference (..., H, W, C), frames (..., H, W, C) -> (..., 2) int32: the whole-pixel
@@ -64,12 +68,17 @@ def shift(images: jax.Array, offsets: jax.Array) -> jax.Array:
     return jax.vmap(one)(images, offsets.astype(jnp.float32))
 
 
+def drift_velocity(key: jax.Array, batch: int, speed: float) -> jax.Array:
+    """(batch, 2) (row, col) velocities of `speed` pixels a frame, in a direction drawn uniformly
+    for each video."""
+    angle = jax.random.uniform(key, (batch,), maxval=2 * jnp.pi)
+    return speed * jnp.stack([jnp.sin(angle), jnp.cos(angle)], axis=-1)
+
+
 def drift_shifts(key: jax.Array, batch: int, num_frames: int, speed: float) -> jax.Array:
     """(batch, num_frames, 2) int32 translations from the middle frame of a steady drift at
-    `speed` pixels a frame, in a direction drawn uniformly for each video."""
-    angle = jax.random.uniform(key, (batch,), maxval=2 * jnp.pi)
-    velocity = speed * jnp.stack([jnp.sin(angle), jnp.cos(angle)], axis=-1)  # (B, 2)
-    return velocity_shifts(velocity, num_frames)
+    `speed` pixels a frame, in a direction drawn uniformly for each video (`drift_velocity`)."""
+    return velocity_shifts(drift_velocity(key, batch, speed), num_frames)
 
 
 def velocity_shifts(velocity: jax.Array, num_frames: int) -> jax.Array:
@@ -90,18 +99,23 @@ def translate(noise: jax.Array, shifts: jax.Array) -> jax.Array:
     return jax.vmap(per_video)(noise, shifts)
 
 
-def steady_velocity(video: jax.Array) -> jax.Array:
+def steady_velocity(video: jax.Array, still_fallback: jax.Array | None = None) -> jax.Array:
     """(B, F, H, W, C), F >= 2 -> (B, 2) float: the clip's velocity in pixels a frame, (row, col),
     as the median over frames of each frame's translation from the middle one divided by its
     distance from it. The median keeps one frame that jumps (a changed shape at an end) from
-    setting the speed."""
+    setting the speed. Clips slower than STILL_SPEED take `still_fallback` (B, 2) where given (D^t:
+    a first pass that left the digit in place did not follow the drift its noise was seeded with)."""
     num_frames = video.shape[1]
     if num_frames < 2:
         raise ValueError(f"A velocity needs at least 2 frames, got {num_frames}.")
     offset = np.arange(num_frames) - num_frames // 2  # frames from the middle one (static)
     others = offset != 0
     per_frame = translation_from_middle(video)[:, others] / offset[others][None, :, None]  # (B, F-1, 2)
-    return jnp.median(per_frame, axis=1)  # (B, 2)
+    velocity = jnp.median(per_frame, axis=1)  # (B, 2)
+    if still_fallback is None:
+        return velocity
+    still = jnp.linalg.norm(velocity, axis=-1, keepdims=True) < STILL_SPEED  # (B, 1)
+    return jnp.where(still, still_fallback, velocity)
 
 
 def steady_motion_guess(video: jax.Array, velocity: jax.Array) -> jax.Array:

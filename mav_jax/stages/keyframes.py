@@ -18,7 +18,7 @@ from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
 from mav_jax.diffusion.frame_motion import (
-    drift_shifts,
+    drift_velocity,
     steady_motion_guess,
     steady_velocity,
     translation_from_middle,
@@ -50,9 +50,9 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     # network learns that it moves with the content (what a drift at sampling relies on).
     training_noise_follows_motion: bool = False
     # Sampling: > 0 samples the keyframes twice. The second pass starts from the first's middle
-    # keyframe moved at the first's own velocity (frame_motion.steady_motion_guess), noised, with
-    # this fraction of the sampler's steps left (SDEdit), so the content keeps one shape and one
-    # speed across the keyframes. 0: one pass.
+    # keyframe moved at the first's own velocity (frame_motion.steady_motion_guess; at the drift's
+    # where the first left it still), noised, with this fraction of the sampler's steps left
+    # (SDEdit), so the content keeps one shape and one speed across the keyframes. 0: one pass.
     steady_motion_strength: float = 0.0
     unet: UNetConfig = UNetConfig()
     phase: str = "video"
@@ -146,13 +146,14 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
                  fps: float, num_steps: int, embedding: jax.Array | None = None,
                  guidance_scale: float | None = None) -> jax.Array:  # fmt: skip
         """(count, F, H, W, 3) keyframes in [-1, 1] at `fps`, conditioned on unit-norm CLIP image
-        `embedding` (count, E) when the decoder has one, with classifier-free guidance."""
+        `embedding` (count, E) when the decoder has one, with classifier-free guidance; sampled
+        twice when `steady_motion_strength` > 0 (see that field)."""
         noise_key, sample_key = jax.random.split(key)
         shape = (count, self.num_frames, self.resolution, self.resolution, self.unet.in_channels)
-        shifts = None
+        shifts = drift = None
         if self.frame_noise_drift and self.frame_noise_correlation:
-            shifts = drift_shifts(jax.random.fold_in(noise_key, 1), count, self.num_frames,
-                                  self.frame_noise_drift)  # fmt: skip
+            drift = drift_velocity(jax.random.fold_in(noise_key, 1), count, self.frame_noise_drift)
+            shifts = velocity_shifts(drift, self.num_frames)  # (B, F, 2)
         x_T = initial_noise(noise_key, shape, self.frame_noise_correlation, shifts)  # (B, F, H, W, C)
         cond, guidance_scale = self.sampling_embedding(embedding, guidance_scale)
         if self.unet.fps_conditioning:
@@ -164,9 +165,9 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         video = sample(x_T, sample_key)  # (B, F, H, W, C)
         if not self.steady_motion_strength or self.num_frames < 2:
             return video
-        # Second pass: from the first's middle keyframe moved at the first's velocity, with the
-        # shared noise moving along with it.
-        velocity = steady_velocity(video)  # (B, 2)
+        # Second pass: from the first's middle keyframe moved at the first's velocity (at the
+        # drift's where the first did not follow it), the shared noise moving along with it.
+        velocity = steady_velocity(video, still_fallback=drift)  # (B, 2)
         shifts = velocity_shifts(velocity, self.num_frames) if self.frame_noise_correlation else None
         x_T = initial_noise(jax.random.fold_in(noise_key, 2), shape, self.frame_noise_correlation,
                             shifts)  # fmt: skip
