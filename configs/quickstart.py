@@ -43,6 +43,11 @@ FRAME_NOISE_CORRELATION, FRAME_NOISE_DRIFT = 0.8, 2.0
 # 1.57, with bounces), straightness 0.55 -> 0.96 (real 0.62), travel 3.84 -> 5.18 px (real 4.50),
 # the same digit across a video 61% -> 72%, digit 48% -> 46%, colour 90% -> 89%.
 STEADY_MOTION_STRENGTH = 0.2
+# Sampling only: D^t's classifier-free guidance scale (3 elsewhere). bench/prompt_fidelity.py, 80
+# prompts, keyframes, two passes as above, guidance 3 / 4 / 5 / 7 / 10: digit 46 / 49 / 50 / 43 /
+# 44%, colour 89 / 93 / 93 / 94 / 95%, the same digit across a video 72 / 76 / 79 / 76 / 74%; the
+# step's change 0.58 / 0.66 / 0.64 / 0.66 / 0.75 px. At 1 and 2 (one pass) the prompt was lost.
+KEYFRAME_GUIDANCE = 5.0
 # Sampling only: ↑F and the SR stages start part-way down their samplers' schedules from a guess
 # (↑F: the keyframes' blend, each moved along the translation between them; SR: the upsampled
 # input), noised; SDEdit, Meng et al. 2022. So short a run leaves ↑F worse than its guess on
@@ -128,6 +133,7 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
             c.diffusion.frame_noise_correlation = FRAME_NOISE_CORRELATION
             c.diffusion.frame_noise_drift = FRAME_NOISE_DRIFT
             c.diffusion.steady_motion_strength = STEADY_MOTION_STRENGTH
+            c.diffusion.guidance_scale = KEYFRAME_GUIDANCE
             # About 5.5 minutes here; at 0.5 correlation 1200 steps gave step 1.44 px, change
             # 1.63, digit 53%, and 1500 steps 1.46, 1.55, 50%. More steps move the digit more
             # steadily: at width 32 and lr 5e-4 (0.8 correlation), 1500 steps: 1.45 px, digit
