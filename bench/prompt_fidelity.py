@@ -17,7 +17,7 @@ frames, judged against their digit and colour; so a shortfall is placed on the p
 decoder.
 
     python bench/prompt_fidelity.py --checkpoints=runs/quickstart/checkpoints \
-        [--through=keyframes|interpolation] [--steps=50] [--guidance=G] \
+        [--through=keyframes|interpolation] [--steps=50] [--guidance=G] [--prior_guidance=G] \
         [--frame_noise_correlation=R] [--frame_noise_drift=PIXELS] [--steady_motion_strength=S]
 """
 
@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=0.0, help="D^t's; 0: its config's")
+    parser.add_argument("--prior_guidance", type=float, default=0.0, help="the prior's; 0: its config's")
     parser.add_argument("--frame_noise_correlation", type=float, default=-1.0,
                         help="of D^t's (and ↑F's) initial noise; negative: their configs'")
     parser.add_argument("--frame_noise_drift", type=float, default=-1.0,
@@ -167,11 +168,14 @@ def main() -> None:
     prompts = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {d} moving {directions[i % len(directions)]}"
                for i, (c, d) in enumerate(wanted)]  # fmt: skip
     options = SamplingOptions(seed=args.seed, steps=args.steps, guidance=args.guidance,
+                              prior_guidance=args.prior_guidance,
                               frame_noise_correlation=args.frame_noise_correlation,
                               frame_noise_drift=args.frame_noise_drift,
                               steady_motion_strength=args.steady_motion_strength)
     result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
               "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
+              "prior_guidance": args.prior_guidance
+              or float(cascade.stages["prior"].config.diffusion.guidance_scale),
               "frame_noise_correlation": keyframes.stage.frame_noise_correlation
               if args.frame_noise_correlation < 0 else args.frame_noise_correlation,
               "frame_noise_drift": keyframes.stage.frame_noise_drift
