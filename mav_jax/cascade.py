@@ -65,8 +65,9 @@ class SamplingOptions:
     # per video (see diffusion.frame_motion); negative: D^t's config.diffusion.frame_noise_drift.
     frame_noise_drift: float = -1.0
     # > 0: D^t samples twice, the second pass from the first's middle keyframe moved at the
-    # first's velocity, with this fraction of its steps left (see stages.keyframes); 0: once;
-    # negative: D^t's config.diffusion.steady_motion_strength.
+    # first's velocity (the drift's where the first left it still), with this fraction of its
+    # steps left (see stages.keyframes); 0: once; negative: D^t's
+    # config.diffusion.steady_motion_strength.
     steady_motion_strength: float = -1.0
     # Where ↑F, SR^t_l and SR_h start: < 1 from a guess (↑F: the keyframes' linear blend; SR:
     # the upsampled input), noised, with this fraction of their sampler steps left; 1: from pure

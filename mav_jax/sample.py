@@ -43,8 +43,9 @@ _NOISE_DRIFT = flags.DEFINE_float(
 _STEADY_MOTION = flags.DEFINE_float(
     "steady_motion_strength", -1.0,
     "Keyframes sampled twice: the second pass from the first's middle keyframe moved at the "
-    "first's velocity, noised, with this fraction (0-1] of the sampler steps left, so the digit "
-    "keeps one shape and one speed (0: one pass; negative: the keyframe config's).")
+    "first's velocity (the drift's where the first left the digit in place), noised, with this "
+    "fraction (0-1) of the sampler steps left, so the digit keeps one shape and one speed (0: one "
+    "pass; negative: the keyframe config's).")
 _START_STRENGTH = flags.DEFINE_float(
     "start_strength", -1.0,
     "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "
