@@ -8,12 +8,13 @@ import pytest
 from conftest import keyframe_loss_input
 
 from mav_jax.diffusion.frame_motion import (
-    drift_shifts,
+    drift_velocity,
     shift,
     steady_motion_guess,
     steady_velocity,
     translate,
     translation_from_middle,
+    velocity_shifts,
 )
 from mav_jax.stages.conditioned import initial_noise
 
@@ -39,8 +40,13 @@ def test_translation_from_middle_recovers_whole_pixel_translations():
     np.testing.assert_array_equal(still, np.zeros((1, 3, 2)))
 
 
+def _drift_shifts(key, batch: int, num_frames: int, speed: float) -> np.ndarray:
+    """(B, F, 2): the keyframe sampler's drift, as it builds it."""
+    return np.asarray(velocity_shifts(drift_velocity(key, batch, speed), num_frames))
+
+
 def test_drift_shifts_are_a_steady_drift_from_the_middle_frame():
-    shifts = np.asarray(drift_shifts(jax.random.key(0), 16, 5, 2.0))  # (B, F, 2)
+    shifts = _drift_shifts(jax.random.key(0), 16, 5, 2.0)  # (B, F, 2)
     assert shifts.shape == (16, 5, 2) and shifts.dtype == np.int32
     np.testing.assert_array_equal(shifts[:, 2], 0)
     steps = np.linalg.norm(np.diff(shifts, axis=1), axis=-1)  # whole pixels, so about 2 each
@@ -48,7 +54,7 @@ def test_drift_shifts_are_a_steady_drift_from_the_middle_frame():
     travel = np.linalg.norm(shifts[:, -1] - shifts[:, 0], axis=-1)  # straight: 4 steps of 2
     np.testing.assert_allclose(travel, 8, atol=1)
     assert len({tuple(s) for s in shifts[:, -1]}) > 8  # each video its own direction
-    np.testing.assert_array_equal(drift_shifts(jax.random.key(0), 4, 5, 0.0), 0)
+    np.testing.assert_array_equal(_drift_shifts(jax.random.key(0), 4, 5, 0.0), 0)
 
 
 def test_the_shared_noise_moves_with_the_shifts_and_stays_standard_normal():

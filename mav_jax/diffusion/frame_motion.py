@@ -5,7 +5,7 @@ D^t's frames share part of their noise (`stages.conditioned.initial_noise`). Sha
 seeds the same stroke or blob at the same pixels in every frame, so what it seeds stays put.
 Translated frame to frame, it seeds a steady drift instead. In training the shared noise follows
 each clip's own translation (`translation_from_middle`), so the network learns that the shared
-noise moves with the content; at sampling it drifts at a set speed (`drift_shifts`).
+noise moves with the content; at sampling it drifts at a set speed (`drift_velocity`, `velocity_shifts`).
 
 Translations of noise are whole pixels and wrap around (`jnp.roll`), so every frame's noise is
 still exactly N(0, I). The same translation estimate moves frames too (`shift`, bilinear): ↑F's
@@ -75,16 +75,15 @@ def drift_velocity(key: jax.Array, batch: int, speed: float) -> jax.Array:
     return speed * jnp.stack([jnp.sin(angle), jnp.cos(angle)], axis=-1)
 
 
-def drift_shifts(key: jax.Array, batch: int, num_frames: int, speed: float) -> jax.Array:
-    """(batch, num_frames, 2) int32 translations from the middle frame of a steady drift at
-    `speed` pixels a frame, in a direction drawn uniformly for each video (`drift_velocity`)."""
-    return velocity_shifts(drift_velocity(key, batch, speed), num_frames)
+def frames_from_middle(num_frames: int) -> np.ndarray:
+    """(num_frames,) each frame's signed distance in frames from the middle one (static)."""
+    return np.arange(num_frames) - num_frames // 2
 
 
 def velocity_shifts(velocity: jax.Array, num_frames: int) -> jax.Array:
     """velocity (B, 2), pixels a frame -> (B, num_frames, 2) int32: each frame's whole-pixel
     translation from the middle frame."""
-    offset = jnp.arange(num_frames) - num_frames // 2  # frames from the middle one
+    offset = frames_from_middle(num_frames)
     return jnp.round(offset[None, :, None] * velocity[:, None, :]).astype(jnp.int32)
 
 
@@ -108,7 +107,7 @@ def steady_velocity(video: jax.Array, still_fallback: jax.Array | None = None) -
     num_frames = video.shape[1]
     if num_frames < 2:
         raise ValueError(f"A velocity needs at least 2 frames, got {num_frames}.")
-    offset = np.arange(num_frames) - num_frames // 2  # frames from the middle one (static)
+    offset = frames_from_middle(num_frames)
     others = offset != 0
     per_frame = translation_from_middle(video)[:, others] / offset[others][None, :, None]  # (B, F-1, 2)
     velocity = jnp.median(per_frame, axis=1)  # (B, 2)
