@@ -18,7 +18,8 @@ decoder.
 
     python bench/prompt_fidelity.py --checkpoints=runs/quickstart/checkpoints \
         [--through=keyframes|interpolation] [--steps=50] [--guidance=G] [--prior_guidance=G] \
-        [--frame_noise_correlation=R] [--frame_noise_drift=PIXELS] [--steady_motion_strength=S]
+        [--frame_noise_correlation=R] [--frame_noise_drift=PIXELS] [--steady_motion_strength=S] \
+        [--candidates=K]
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def main() -> None:
                         help="pixels a frame D^t's shared noise drifts; negative: its config's")
     parser.add_argument("--steady_motion_strength", type=float, default=-1.0,
                         help="D^t's steady-motion second pass; 0: none; negative: its config's")
+    parser.add_argument("--candidates", type=int, default=0,
+                        help="keyframe videos drawn per prompt, CLIP keeping one; 0: D^t's config's")
     parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -171,7 +174,8 @@ def main() -> None:
                               prior_guidance=args.prior_guidance,
                               frame_noise_correlation=args.frame_noise_correlation,
                               frame_noise_drift=args.frame_noise_drift,
-                              steady_motion_strength=args.steady_motion_strength)
+                              steady_motion_strength=args.steady_motion_strength,
+                              keyframe_candidates=args.candidates)
     result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
               "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
               "prior_guidance": args.prior_guidance
@@ -182,6 +186,7 @@ def main() -> None:
               if args.frame_noise_drift < 0 else args.frame_noise_drift,
               "steady_motion_strength": keyframes.stage.steady_motion_strength
               if args.steady_motion_strength < 0 else args.steady_motion_strength,
+              "candidates": args.candidates or keyframes.stage.candidates,
               "reader_accuracy_on_real_eval_frames": ceiling}  # fmt: skip
     frames_per_clip = keyframes.stage.num_frames  # the first clips' middle frames: (N, H, W, 3)
     real_frames = train_frames[frames_per_clip // 2 :: frames_per_clip][: len(wanted)]

@@ -32,7 +32,7 @@ from mav_jax.parallel.sharding import BATCH_AXES
 from mav_jax.stages import stage_from_config
 from mav_jax.stages.conditioned import steady_motion_problems
 from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
-from mav_jax.stages.keyframes import SOURCE_FPS
+from mav_jax.stages.keyframes import SOURCE_FPS, candidate_problems
 from mav_jax.stages.prior import clip_problems, sample_image_embeddings
 
 ORDER = ("clip", "prior", "keyframes", "interpolation", "sr_low", "sr_high")
@@ -69,6 +69,9 @@ class SamplingOptions:
     # steps left (see stages.keyframes); 0: once; negative: D^t's
     # config.diffusion.steady_motion_strength.
     steady_motion_strength: float = -1.0
+    # Keyframe videos D^t draws per prompt, keeping the one whose frames CLIP embeds closest to
+    # the prompt's embedding (see Cascade.keyframe_candidates); 0: D^t's config.diffusion.candidates.
+    keyframe_candidates: int = 0
     # Where ↑F, SR^t_l and SR_h start: < 1 from a guess (↑F: the keyframes' linear blend; SR:
     # the upsampled input), noised, with this fraction of their sampler steps left; 1: from pure
     # noise; negative: each stage's config.diffusion.start_strength.
@@ -177,6 +180,10 @@ class Cascade:
             stage = dataclasses.replace(stage, steady_motion_strength=options.steady_motion_strength)
             if problems := steady_motion_problems(stage.steady_motion_strength):
                 raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
+        if options.keyframe_candidates and hasattr(stage, "candidates"):
+            stage = dataclasses.replace(stage, candidates=options.keyframe_candidates)
+            if problems := candidate_problems(stage.candidates):
+                raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
         if options.start_strength >= 0 and hasattr(stage, "start_strength"):
             stage = dataclasses.replace(stage, start_strength=options.start_strength)
             if problems := stage.problems():
@@ -230,6 +237,39 @@ class Cascade:
                       text_embedding=text_embedding)[:n]  # fmt: skip
 
     def keyframes(self, embeddings: jax.Array, options: SamplingOptions) -> jax.Array:
+        """(N, E) unit CLIP image embeddings -> (N, F, H, W, 3) keyframes: with more than one
+        candidate (D^t's config.diffusion.candidates), the best by `keyframe_candidates`."""
+        if self._stage("keyframes", options).candidates == 1:
+            return self._sample_keyframes(embeddings, options)
+        videos, scores = self.keyframe_candidates(embeddings, options)
+        return videos[jnp.arange(videos.shape[0]), jnp.argmax(scores, axis=1)]
+
+    def keyframe_candidates(self, embeddings: jax.Array,
+                            options: SamplingOptions) -> tuple[jax.Array, jax.Array]:  # fmt: skip
+        """K keyframe videos per embedding, (N, K, F, H, W, 3), and their CLIP scores (N, K): the
+        cosine between the CLIP image embedding of a video's middle keyframe (the frame whose
+        embedding D^t is trained on) and the embedding it was drawn from. CLIP reranking (as
+        DALL-E's): D^t draws the embedding's content in some samples and not others, and CLIP
+        tells them apart better than chance. Scoring every frame instead favours videos whose
+        content moves less. The K samples of an embedding are one batch of N * K, so memory
+        grows K-fold."""
+        k = self._stage("keyframes", options).candidates
+        embeddings = np.asarray(embeddings, np.float32)
+        n = embeddings.shape[0]
+        repeated = np.repeat(embeddings, k, axis=0)  # (N * K, E), an embedding's K in a row
+        videos = self._sample_keyframes(repeated, options)  # (N * K, F, H, W, 3)
+        scores = self._clip_scores(videos, repeated)
+        return videos.reshape(n, k, *videos.shape[1:]), scores.reshape(n, k)
+
+    def _clip_scores(self, videos: jax.Array, embeddings: np.ndarray) -> jax.Array:
+        """(M, F, H, W, 3) videos, (M, E) unit embeddings -> (M,) cosine between each video's
+        middle frame's CLIP image embedding and its embedding."""
+        middle, count = self._pad(np.asarray(videos[:, videos.shape[1] // 2]))  # (M, H, W, 3)
+        frame_embeddings = unit(self._frozen_clip().encode_image(middle)[:count])  # (M, E)
+        return jnp.sum(frame_embeddings * jnp.asarray(embeddings), axis=-1)
+
+    def _sample_keyframes(self, embeddings: jax.Array, options: SamplingOptions) -> jax.Array:
+        """One keyframe video per embedding: (N, E) -> (N, F, H, W, 3)."""
         kf = self._loaded("keyframes")
         fps = self.keyframe_fps(options)
         guidance = options.guidance or float(kf.config.diffusion.guidance_scale)

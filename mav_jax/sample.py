@@ -46,6 +46,10 @@ _STEADY_MOTION = flags.DEFINE_float(
     "first's velocity (the drift's where the first left the digit in place), noised, with this "
     "fraction (0-1) of the sampler steps left, so the digit keeps one shape and one speed (0: one "
     "pass; negative: the keyframe config's).")
+_CANDIDATES = flags.DEFINE_integer(
+    "keyframe_candidates", 0,
+    "Keyframe videos to draw per prompt, keeping the one whose frames CLIP embeds closest to the "
+    "prompt's embedding; each costs a keyframe sampling (0: the keyframe config's).")
 _START_STRENGTH = flags.DEFINE_float(
     "start_strength", -1.0,
     "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "
@@ -96,6 +100,7 @@ def main(argv) -> None:
                               frame_noise_correlation=_NOISE_CORRELATION.value,
                               frame_noise_drift=_NOISE_DRIFT.value,
                               steady_motion_strength=_STEADY_MOTION.value,
+                              keyframe_candidates=_CANDIDATES.value,
                               start_strength=_START_STRENGTH.value)  # fmt: skip
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})

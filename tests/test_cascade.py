@@ -17,11 +17,14 @@ from trainer_helpers import subprocess_env
 
 from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 from mav_jax.cascade import Cascade, CascadeError, SamplingOptions
+from mav_jax.diffusion import make_schedule
 from mav_jax.diffusion.frame_motion import steady_motion_guess, steady_velocity
+from mav_jax.models.clip import unit
 from mav_jax.models.tokenizer import PromptTooLongError
 from mav_jax.parallel import make_mesh
 from mav_jax.data.video_io import contact_sheet, write_outputs
 from mav_jax.stages import stage_from_config
+from mav_jax.stages.keyframes import KeyframeStage
 from mav_jax.train.step import sharded_init
 from mav_jax.train.weights import make_model_fn, write_export
 
@@ -97,6 +100,27 @@ def test_text_to_video_through_every_stage(cascade):
     assert not np.allclose(steady, first, atol=0.05)
     with pytest.raises(CascadeError, match=r"keyframes: config.diffusion.steady_motion_strength .* in \[0, 1\]"):
         cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, steady_motion_strength=1.5))
+
+
+def test_keyframe_candidates_keep_the_one_whose_frames_clip_embeds_closest(cascade):
+    prompts = ["a red 3 moving left", "a blue 7 in the center", "a green 1 moving up"]
+    embeddings = np.asarray(cascade.embed_prompts(prompts, OPTIONS))
+    two = dataclasses.replace(OPTIONS, keyframe_candidates=2)
+    videos, scores = cascade.keyframe_candidates(embeddings, two)
+    assert videos.shape == (3, 2, 3, 16, 16, 3) and scores.shape == (3, 2)
+    assert not np.allclose(videos[:, 0], videos[:, 1], atol=1e-3)  # two draws, not one twice
+    # A candidate's score: cos(its middle keyframe's CLIP image embedding, its embedding).
+    middle = jnp.asarray(np.asarray(videos)[:, :, 1].reshape(-1, 16, 16, 3))
+    middle_embeddings = np.asarray(unit(cascade.clip.encode_image(middle))).reshape(3, 2, -1)
+    expected = np.einsum("nke,ne->nk", middle_embeddings, embeddings)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    best = cascade.keyframes(embeddings, two)
+    np.testing.assert_allclose(best, np.asarray(videos)[np.arange(3), np.argmax(scores, axis=1)],
+                               atol=1e-6)  # fmt: skip
+    with pytest.raises(CascadeError, match=r"keyframes: config.diffusion.candidates .* at least 1 .*got -2"):
+        cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, keyframe_candidates=-2))
+    stage = KeyframeStage(schedule=make_schedule("linear", 100), candidates=0)
+    assert any("config.diffusion.candidates" in problem for problem in stage.problems())
 
 
 def test_a_start_strength_outside_0_to_1_is_a_clear_error(cascade):

@@ -33,6 +33,15 @@ PHASES = ("image", "video")
 SOURCE_FPS = 24.0  # the embedded dataset's frame rate; fps conditioning = SOURCE_FPS / frame skip
 
 
+def candidate_problems(count: int) -> list[str]:
+    """Config problems of the number of keyframe videos drawn per embedding (a whole number >= 1)."""
+    if isinstance(count, int) and count >= 1:
+        return []
+    return [f"config.diffusion.candidates is how many keyframe videos to draw per embedding, "
+            f"keeping the one CLIP scores best: a whole number, at least 1 (1: no choice); "
+            f"got {count}"]  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     schedule: NoiseSchedule
@@ -54,6 +63,9 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     # where the first left it still), noised, with this fraction of the sampler's steps left
     # (SDEdit), so the content keeps one shape and one speed across the keyframes. 0: one pass.
     steady_motion_strength: float = 0.0
+    # Sampling: keyframe videos drawn per embedding, of which the cascade keeps the one whose
+    # frames CLIP embeds closest to that embedding (Cascade.keyframe_candidates). 1: no choice.
+    candidates: int = 1
     unet: UNetConfig = UNetConfig()
     phase: str = "video"
     resolution: int = 32
@@ -90,6 +102,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
                 "training_noise_follows_motion", False
             ),
             steady_motion_strength=config.diffusion.get("steady_motion_strength", 0.0),
+            candidates=config.diffusion.get("candidates", 1),
             unet=unet,
             phase=phase,
             resolution=data.resolution,
@@ -115,6 +128,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
                          "frames share, and they share none: set "
                          "training_frame_noise_correlation > 0 too")  # fmt: skip
         found += steady_motion_problems(self.steady_motion_strength)
+        found += candidate_problems(self.candidates)
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
