@@ -49,8 +49,8 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # noised, with this fraction of the sampler's steps left (SDEdit), so the digit keeps one
     # shape and one speed across the keyframes. 0: one pass, as in the paper.
     config.diffusion.steady_motion_strength = 0.0
-    # Sampling: draw this many keyframe videos per prompt and keep the one whose frames CLIP
-    # embeds closest to the prompt's embedding (CLIP reranking). 1: one draw, as in the paper.
+    # Sampling: draw this many keyframe videos per prompt and keep the one whose middle
+    # keyframe CLIP embeds closest to the prompt's embedding (CLIP reranking). 1: one draw, as in the paper.
     config.diffusion.candidates = 1
 
     config.data = ml_collections.ConfigDict()

@@ -112,7 +112,7 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     # "a red 9") 0.63, against 0.50 for the same CLIP at 32x32 and 0.36 for that one fed 16x16.
     # 3000 steps, not 1500: the CLIP was where the keyframes lost the digit. Zero-shot 0.63 ->
     # 0.77, a linear probe of its image embedding 0.76 -> 0.87 (4500 steps: 0.89); keyframes from
-    # prompts (bench/prompt_fidelity.py, the prior and D^t retrained on it) digit 50% -> 60%.
+    # prompts (bench/prompt_fidelity.py, the prior and D^t retrained on it) digit 50% -> 61%.
     # Twice D^t's image phase or the prior's steps instead gained nothing (bench/README.md).
     c = clip.get_config("tiny")
     c.clip.update(image_size=KEYFRAME_RESOLUTION, patch_size=4)  # 16 patches, as 32 / 8

@@ -69,8 +69,9 @@ class SamplingOptions:
     # steps left (see stages.keyframes); 0: once; negative: D^t's
     # config.diffusion.steady_motion_strength.
     steady_motion_strength: float = -1.0
-    # Keyframe videos D^t draws per prompt, keeping the one whose frames CLIP embeds closest to
-    # the prompt's embedding (see Cascade.keyframe_candidates); 0: D^t's config.diffusion.candidates.
+    # Keyframe videos D^t draws per prompt, keeping the one whose middle keyframe CLIP embeds
+    # closest to the prompt's embedding (see Cascade.keyframe_candidates); 0: D^t's
+    # config.diffusion.candidates.
     keyframe_candidates: int = 0
     # Where ↑F, SR^t_l and SR_h start: < 1 from a guess (↑F: the keyframes' linear blend; SR:
     # the upsampled input), noised, with this fraction of their sampler steps left; 1: from pure

@@ -48,8 +48,8 @@ _STEADY_MOTION = flags.DEFINE_float(
     "pass; negative: the keyframe config's).")
 _CANDIDATES = flags.DEFINE_integer(
     "keyframe_candidates", 0,
-    "Keyframe videos to draw per prompt, keeping the one whose frames CLIP embeds closest to the "
-    "prompt's embedding; each costs a keyframe sampling (0: the keyframe config's).")
+    "Keyframe videos to draw per prompt, keeping the one whose middle keyframe CLIP embeds closest "
+    "to the prompt's embedding; each costs a keyframe sampling (0: the keyframe config's).")
 _START_STRENGTH = flags.DEFINE_float(
     "start_strength", -1.0,
     "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "

@@ -102,7 +102,7 @@ def test_text_to_video_through_every_stage(cascade):
         cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, steady_motion_strength=1.5))
 
 
-def test_keyframe_candidates_keep_the_one_whose_frames_clip_embeds_closest(cascade):
+def test_keyframe_candidates_keep_the_one_whose_middle_keyframe_clip_embeds_closest(cascade):
     prompts = ["a red 3 moving left", "a blue 7 in the center", "a green 1 moving up"]
     embeddings = np.asarray(cascade.embed_prompts(prompts, OPTIONS))
     two = dataclasses.replace(OPTIONS, keyframe_candidates=2)
