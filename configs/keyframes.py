@@ -50,7 +50,8 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # shape and one speed across the keyframes. 0: one pass, as in the paper.
     config.diffusion.steady_motion_strength = 0.0
     # Sampling: draw this many keyframe videos per prompt and keep the one whose middle
-    # keyframe CLIP embeds closest to the prompt's embedding (CLIP reranking). 1: one draw, as in the paper.
+    # keyframe CLIP embeds closest to the prompt's embedding (CLIP reranking). 1: one draw, as in
+    # the paper.
     config.diffusion.candidates = 1
 
     config.data = ml_collections.ConfigDict()

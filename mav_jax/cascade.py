@@ -265,9 +265,8 @@ class Cascade:
     def _clip_scores(self, videos: jax.Array, embeddings: np.ndarray) -> jax.Array:
         """(M, F, H, W, 3) videos, (M, E) unit embeddings -> (M,) cosine between each video's
         middle frame's CLIP image embedding and its embedding."""
-        middle, count = self._pad(np.asarray(videos[:, videos.shape[1] // 2]))  # (M, H, W, 3)
-        frame_embeddings = unit(self._frozen_clip().encode_image(middle)[:count])  # (M, E)
-        return jnp.sum(frame_embeddings * jnp.asarray(embeddings), axis=-1)
+        middle = self._embed_frames(np.asarray(videos[:, videos.shape[1] // 2]))  # (M, E)
+        return jnp.sum(middle * jnp.asarray(embeddings), axis=-1)
 
     def _sample_keyframes(self, embeddings: jax.Array, options: SamplingOptions) -> jax.Array:
         """One keyframe video per embedding: (N, E) -> (N, F, H, W, 3)."""
@@ -354,12 +353,13 @@ class Cascade:
     def variations(self, video: np.ndarray, options: SamplingOptions, count: int = 1) -> dict:
         """`count` new videos conditioned on the CLIP image embedding of `video`'s middle frame
         ((F, H, W, 3) in [-1, 1])."""
-        embeddings = jnp.repeat(self._embed_frame(video[video.shape[0] // 2]), count, axis=0)
+        embeddings = jnp.repeat(self._embed_frames(video[None, video.shape[0] // 2]), count, axis=0)
         return self._after_keyframes(self.keyframes(embeddings, options), embeddings, options)
 
-    def _embed_frame(self, frame: np.ndarray) -> jax.Array:
-        """(H, W, 3) in [-1, 1] -> (1, E) unit CLIP image embedding."""
-        return unit(self._frozen_clip().encode_image(jnp.asarray(frame[None], jnp.float32)))
+    def _embed_frames(self, frames: np.ndarray) -> jax.Array:
+        """(M, H, W, 3) in [-1, 1] -> (M, E) unit CLIP image embeddings, the batch over the mesh."""
+        frames, count = self._pad(np.asarray(frames, np.float32))
+        return unit(self._frozen_clip().encode_image(frames)[:count])
 
     def from_frames(self, video: np.ndarray, mode: str, options: SamplingOptions) -> dict:
         """↑F given frames ((F, H, W, 3) in [-1, 1], at the interpolation stage's resolution):
@@ -386,6 +386,7 @@ class Cascade:
         mask = frame_mask(mode, frames, interp.keyframe_skip)
         # ↑F trained on the embedding of the clip's middle frame: take the given frame nearest it.
         nearest = int(np.argmin(np.where(mask > 0, np.abs(np.arange(frames) - frames // 2), frames)))
-        embedding = self._embed_frame(given[nearest]) if interp.unet.embedding_dim else None
+        conditioned = bool(interp.unet.embedding_dim)
+        embedding = self._embed_frames(given[None, nearest]) if conditioned else None
         out = self.interpolate(given[None], mask, embedding, options)
         return self._super_resolve(out, {"interpolation": out}, options)

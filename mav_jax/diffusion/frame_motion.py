@@ -5,7 +5,8 @@ D^t's frames share part of their noise (`stages.conditioned.initial_noise`). Sha
 seeds the same stroke or blob at the same pixels in every frame, so what it seeds stays put.
 Translated frame to frame, it seeds a steady drift instead. In training the shared noise follows
 each clip's own translation (`translation_from_middle`), so the network learns that the shared
-noise moves with the content; at sampling it drifts at a set speed (`drift_velocity`, `velocity_shifts`).
+noise moves with the content; at sampling it drifts at a set speed (`drift_velocity`,
+`velocity_shifts`).
 
 Translations of noise are whole pixels and wrap around (`jnp.roll`), so every frame's noise is
 still exactly N(0, I). The same translation estimate moves frames too (`shift`, bilinear): ↑F's

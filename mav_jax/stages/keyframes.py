@@ -64,7 +64,8 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     # (SDEdit), so the content keeps one shape and one speed across the keyframes. 0: one pass.
     steady_motion_strength: float = 0.0
     # Sampling: keyframe videos drawn per embedding, of which the cascade keeps the one whose
-    # middle keyframe CLIP embeds closest to that embedding (Cascade.keyframe_candidates). 1: no choice.
+    # middle keyframe CLIP embeds closest to that embedding (Cascade.keyframe_candidates).
+    # 1: no choice.
     candidates: int = 1
     unet: UNetConfig = UNetConfig()
     phase: str = "video"
