@@ -17,7 +17,7 @@ from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 
 KEYFRAME_RESOLUTION = 16  # D^t's and ↑F's frames, and CLIP's and the prior's images
 # D^t's and ↑F's U-Net. 16 base channels, not 32: a third of the cost a step, so D^t gets the
-# 1200 video steps its temporal layers need to move the digit, at a higher learning rate
+# 2400 video steps its temporal layers need to move the digit, at a higher learning rate
 # (bench/prompt_fidelity.py, 0.8 correlation; the digit's centre steps 2.03 px a frame in real
 # clips): width 32, 150 steps: step 0.64 px, digit right in 28% of frames; width 16, 1500 steps
 # at lr 5e-4: 1.03 px, 28%; at 2e-3: 1.26 px, 47%; at 4e-3: 1.19 px, 55%.
@@ -138,11 +138,12 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
             c.diffusion.frame_noise_drift = FRAME_NOISE_DRIFT
             c.diffusion.steady_motion_strength = STEADY_MOTION_STRENGTH
             c.diffusion.guidance_scale = KEYFRAME_GUIDANCE
-            # About 5.5 minutes here; at 0.5 correlation 1200 steps gave step 1.44 px, change
-            # 1.63, digit 53%, and 1500 steps 1.46, 1.55, 50%. More steps move the digit more
-            # steadily: at width 32 and lr 5e-4 (0.8 correlation), 1500 steps: 1.45 px, digit
-            # 48%; 5000: 1.71 px, 62-63%. `--steps=keyframes_video=N` asks for more.
-            _train(c, steps(1200), 16, 4e-3)
+            # About 9.5 minutes here. bench/prompt_fidelity.py, 80 prompts, keyframes, the 3000-step
+            # CLIP: 1200 / 2400 steps draw the prompt's digit in 61 / 67% of frames, the same digit
+            # across a video 75 / 82%, colour 100% at both; 2400 at lr 2e-3, 63%. (1500-step CLIP,
+            # twice the image phase: 600 steps, 36%. Width 32, lr 5e-4: 1500 steps 48%; 5000 steps,
+            # on a GPU, 62-63%.) `--steps=keyframes_video=N` asks for more.
+            _train(c, steps(2400), 16, 4e-3)
         else:
             # The decoder is where the digit was lost (bench/prompt_fidelity.py): at width 32, 820
             # steps x 48 drew the prompt's digit in 14% of images (chance 10%), 1640 x 48 in 33%.
