@@ -86,11 +86,11 @@ def chroma(rgb: np.ndarray) -> np.ndarray:
 
 
 def colour_names(frames: np.ndarray) -> list[str]:
-    """The palette colour nearest the mean RGB of each frame's digit pixels, both scaled to their
-    brightest channel: at 16x16 a stroke's pixels are blended with the dark background, so its mean
-    is a darker shade of its colour (a dark orange is nearer red than orange in plain RGB). Plain
-    RGB read 48% of the real `eval` frames' colours right, mostly yellow as orange and orange as
-    red; scaled, 100%."""
+    """The palette colour nearest the mean RGB of each frame's digit pixels (weighted by how much
+    of each is digit), both scaled to their brightest channel: at 16x16 a stroke's pixels are
+    blended with the dark background, so its mean is a darker shade of its colour (a dark orange
+    is nearer red than orange in plain RGB). Plain RGB read 48% of the real `eval` frames'
+    colours right, mostly yellow as orange and orange as red; scaled, 100%."""
     palette = chroma(np.asarray(list(COLORS.values()), np.float32) / 255)  # (8, 3)
     amount = intensity(frames)[..., None]
     weight = amount * (amount > 0.5)
