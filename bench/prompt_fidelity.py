@@ -132,13 +132,13 @@ def fidelity(reader, videos: np.ndarray, targets: list[tuple[str, int]]) -> dict
     read = reader.predict(digit_windows(frames)).reshape(n, f)
     colours = np.asarray(colour_names(frames)).reshape(n, f)
     digits = np.asarray([d for _, d in targets])[:, None]
-    wanted_colours = np.repeat([c for c, _ in targets], f)
+    wanted_colours = np.repeat([c for c, _ in targets], f).reshape(n, f)
     mistaken = collections.Counter(f"{want}->{got}" for want, got
-                                   in zip(wanted_colours, colours.ravel()) if want != got)
+                                   in zip(wanted_colours.ravel(), colours.ravel()) if want != got)
     return {
         "videos": n, "frames_per_video": f,
         "digit_accuracy": float(np.mean(read == digits)),
-        "colour_accuracy": float(np.mean(colours == np.asarray([c for c, _ in targets])[:, None])),
+        "colour_accuracy": float(np.mean(colours == wanted_colours)),
         "digit_agreement_within_video": float(np.mean([np.bincount(r, minlength=10).max() / f
                                                        for r in read])),
         **motion(videos),
