@@ -29,8 +29,9 @@ def data_dir_of(args: argparse.Namespace) -> str:
     return args.data_dir or str(pathlib.Path(args.checkpoints).parent / "data")
 
 
-def start_strengths(text: str, default: float) -> list[float]:
-    """--starts as numbers; the stage's own start when it is empty."""
+def number_list(text: str, default: float) -> list[float]:
+    """A comma-separated flag (--starts, --consistency) as numbers; [default], the stage's own
+    setting, when it is empty."""
     return [float(x) for x in text.split(",") if x] or [default]
 
 

@@ -29,7 +29,7 @@ import os
 import sys
 
 import numpy as np
-from held_out import ROOT, add_arguments, data_dir_of, held_out_records, start_strengths, write_results
+from held_out import ROOT, add_arguments, data_dir_of, held_out_records, number_list, write_results
 
 
 def held_out_clips(stage, dataset: str, data_dir: str, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +101,7 @@ def main() -> None:
         masks = jnp.broadcast_to(jnp.asarray(mask), (truth.shape[0], len(mask)))
         video = jnp.where(masks[:, :, None, None, None] > 0, jnp.asarray(truth), 0.0)
         label = f"↑F {path} ({'CLIP-conditioned' if stage.unet.embedding_dim else 'unconditioned'})"
-        starts = start_strengths(args.starts, stage.start_strength)
+        starts = number_list(args.starts, stage.start_strength)
         variants = {}
         for start in starts:
             for follows in (False, True) if start < 1 else (False,):

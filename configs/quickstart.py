@@ -54,10 +54,14 @@ KEYFRAME_GUIDANCE = 5.0
 # held-out clips, and from pure noise it invents shape that flickers. bench/interpolation_quality.py,
 # in-between MSE: from noise 0.0185; from the linear blend at 0.5, 0.0136; from the
 # motion-compensated blend at 0.5, 0.0115, at 0.3, 0.0084 (flicker 0.88; real clips 1), against
-# 0.0107 and 0.0052 for the two blends themselves. The SR stages (lr 6e-3, below) at 0.4
-# (bench/sr_quality.py), against 1: SR_h MSE 0.0026 -> 0.0033 but off-colour speckle
-# 0.026 -> 0.018; SR^t_l MSE 0.0176 -> 0.0097 (bilinear 0.0074 and 0.0143).
-INTERPOLATION_START, SR_START = 0.3, 0.4
+# 0.0107 and 0.0052 for the two blends themselves.
+# The SR stages (lr 6e-3, below) start from pure noise, as the paper, and hold every step's
+# prediction to their input (each 2x2 block's mean to the input pixel; DDNM, Wang et al. 2023).
+# bench/sr_quality.py, held-out, MSE / colour error: SR_h 0.0026 / 0.0264 unheld -> 0.0007 /
+# 0.0066 held (bilinear upsampling 0.0074 / 0.0077; unheld from the upsampled input at 0.4,
+# the recipe before, 0.0033 / 0.0176; held at 0.4, 0.0012 / 0.0072); SR^t_l 0.0176 / 0.0420 ->
+# 0.0046 / 0.0110 (bilinear 0.0143 / 0.0142; unheld at 0.4, 0.0097 / 0.0274).
+INTERPOLATION_START, SR_START, SR_HELD = 0.3, 1.0, 1.0
 PROMPTS = (
     "a red 3 moving right",
     "the number seven in cyan drifting down",
@@ -174,14 +178,14 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     sr_unet = {**UNET, "embedding_dim": 0, "attention_levels": ()}
     c = sr_low.get_config("tiny")
     c.unet.update(sr_unet)
-    c.diffusion.start_strength = SR_START
+    c.diffusion.update(start_strength=SR_START, low_res_consistency=SR_HELD)
     c.data.update(data_dir=data_dir, resolution=32, crop=16, factor=2, num_frames=4)
     _train(c, steps(900), 16, 6e-3)
     runs.append(("sr_low", c))
 
     c = sr_high.get_config("tiny")
     c.unet.update(sr_unet)
-    c.diffusion.start_strength = SR_START
+    c.diffusion.update(start_strength=SR_START, low_res_consistency=SR_HELD)
     c.data.update(dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2)
     _train(c, steps(900), 16, 6e-3)
     runs.append(("sr_high", c))

@@ -28,6 +28,10 @@ def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_coll
     # < 1: sampling starts from the upsampled input, forward-noised to where this fraction of the
     # sampler's steps is left (SDEdit); 1: from pure noise, as the paper.
     config.diffusion.start_strength = 1.0
+    # > 0: every sampler step's prediction is moved this fraction of the way to averaging, block
+    # by block, to the low-res input (DDNM's range-space fix; diffusion/low_res_consistency.py).
+    # 0, as the paper; the quickstart's tiny SR stages use 1.
+    config.diffusion.low_res_consistency = 0.0
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"

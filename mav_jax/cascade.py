@@ -77,6 +77,10 @@ class SamplingOptions:
     # the upsampled input), noised, with this fraction of their sampler steps left; 1: from pure
     # noise; negative: each stage's config.diffusion.start_strength.
     start_strength: float = -1.0
+    # How much of each SR step's x0 prediction is moved so that it box-downsamples to the stage's
+    # input (0-1; see diffusion.low_res_consistency); negative: each SR config's
+    # config.diffusion.low_res_consistency.
+    low_res_consistency: float = -1.0
 
 
 def _load_stage(path: str, name: str, mesh: Mesh) -> LoadedStage:
@@ -185,10 +189,11 @@ class Cascade:
             stage = dataclasses.replace(stage, candidates=options.keyframe_candidates)
             if problems := candidate_problems(stage.candidates):
                 raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
-        if options.start_strength >= 0 and hasattr(stage, "start_strength"):
-            stage = dataclasses.replace(stage, start_strength=options.start_strength)
-            if problems := stage.problems():
-                raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
+        for field in ("start_strength", "low_res_consistency"):
+            if getattr(options, field) >= 0 and hasattr(stage, field):
+                stage = dataclasses.replace(stage, **{field: getattr(options, field)})
+                if problems := stage.problems():
+                    raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
         return stage
 
     def _steps(self, name: str, options: SamplingOptions) -> int:
@@ -323,7 +328,8 @@ class Cascade:
         fps = jnp.full((video.shape[0],), self.output_fps(options), jnp.float32)
         key = jax.random.fold_in(jax.random.key(options.seed), 3 + VIDEO_STAGES.index(name))
         steps, stage = self._steps(name, options), self._stage(name, options)
-        upscale = self._jit((name, steps, stage.start_strength), functools.partial(
+        settings = (name, steps, stage.start_strength, stage.low_res_consistency)
+        upscale = self._jit(settings, functools.partial(
             stage.upscale, sr.graphdef, num_steps=steps
         ))  # fmt: skip
         return upscale(sr.params, key, video, fps if stage.unet.fps_conditioning else None)[:n]

@@ -55,6 +55,10 @@ _START_STRENGTH = flags.DEFINE_float(
     "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "
     "upsampled input), noised, with this fraction (0-1] of their sampler steps left; 1: from pure "
     "noise (negative: their configs').")
+_LOW_RES_CONSISTENCY = flags.DEFINE_float(
+    "low_res_consistency", -1.0,
+    "Super-resolution holds each step's prediction to its input: this fraction (0-1) of the "
+    "way, each block's mean to the input pixel it downsamples to (negative: their configs').")
 _FPS = flags.DEFINE_float("fps", 0.0, "Output frame rate (0: the interpolation stage's highest).")
 _UNTIL = flags.DEFINE_enum("until", "sr_high", ["keyframes", "interpolation", "sr_low", "sr_high"],
                            "Last stage to run.")  # fmt: skip
@@ -101,7 +105,8 @@ def main(argv) -> None:
                               frame_noise_drift=_NOISE_DRIFT.value,
                               steady_motion_strength=_STEADY_MOTION.value,
                               keyframe_candidates=_CANDIDATES.value,
-                              start_strength=_START_STRENGTH.value)  # fmt: skip
+                              start_strength=_START_STRENGTH.value,
+                              low_res_consistency=_LOW_RES_CONSISTENCY.value)  # fmt: skip
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})
         cascade = Cascade.load(_CHECKPOINTS.value, mesh, needed)

@@ -21,6 +21,7 @@ from mav_jax.diffusion import (
     q_sample,
     sampling_timesteps,
 )
+from mav_jax.diffusion.low_res_consistency import block_means, hold_to_low_res
 from mav_jax.nn import unet_denoise_fn
 
 SCHEDULES = {"cosine": cosine_schedule(200), "linear": linear_schedule(200)}
@@ -343,3 +344,34 @@ def test_guided_ddim_runs_the_real_unet_in_one_compiled_loop(video_cfg, unet_den
     )
     assert video.shape == x_T.shape and video.dtype == jnp.float32
     assert np.all(np.isfinite(video)) and float(jnp.abs(video).max()) <= 1.0 + 1e-5
+
+
+def test_holding_to_the_low_res_input_sets_block_means_and_keeps_the_detail_inside_blocks():
+    """DDNM's range-null-space split: at weight 1 each 2x2 block averages to its input pixel;
+    what varies inside a block (the null space of box downsampling) is left as drawn."""
+    x0 = jax.random.uniform(jax.random.key(0), (2, 3, 8, 6, 3), minval=-1, maxval=1)  # (B, F, H, W, C)
+    low = jax.random.uniform(jax.random.key(1), (2, 3, 4, 3, 3), minval=-1, maxval=1)
+    held = np.asarray(hold_to_low_res(x0, (low, 1.0)))
+    np.testing.assert_allclose(block_means(jnp.asarray(held), 2), low, atol=1e-6)
+    detail = lambda x: np.asarray(x) - np.repeat(np.repeat(block_means(x, 2), 2, 2), 2, 3)  # noqa: E731
+    np.testing.assert_allclose(detail(jnp.asarray(held)), detail(x0), atol=1e-6)
+    half = block_means(hold_to_low_res(x0, (low, 0.5)), 2)
+    np.testing.assert_allclose(half, (block_means(x0, 2) + low) / 2, atol=1e-6)
+    np.testing.assert_array_equal(hold_to_low_res(x0, (low, 0.0)), x0)
+    with pytest.raises(ValueError, match="does not downsample"):
+        hold_to_low_res(x0, (low[:, :, :3], 1.0))
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_samplers_held_to_a_low_res_input_end_at_a_sample_that_downsamples_to_it(sampler):
+    sample = ddim_sample if sampler == "ddim" else ddpm_sample
+    x_T = jax.random.normal(jax.random.key(1), (1, 2, 8, 8, 3))
+    low = jax.random.uniform(jax.random.key(2), (1, 2, 4, 4, 3), minval=-0.5, maxval=0.5)
+    # Off by 0.3 everywhere, with detail small enough that no held pixel is clipped.
+    drifting = lambda params, x_t, t, cond: 0.2 * jnp.tanh(x_t) + 0.3  # noqa: E731
+    run = lambda **kw: sample(drifting, None, x_T, jax.random.key(3), SCHEDULES["cosine"],  # noqa: E731
+                              num_steps=6, prediction="x0", **kw)  # fmt: skip
+    free, held = run(), run(low_res=(low, 1.0))
+    assert np.abs(block_means(free, 2) - low).max() > 0.1
+    np.testing.assert_allclose(block_means(held, 2), low, atol=1e-5)
+    assert np.abs(np.asarray(held) - np.asarray(free)).max() > 0.1

@@ -14,6 +14,7 @@ from trainer_helpers import TINY
 from configs import interpolation, sr_high, sr_low
 from mav_jax.data.loader import transform_record
 from mav_jax.data.video_io import read_video
+from mav_jax.diffusion.low_res_consistency import block_means
 from mav_jax.nn import SpatioTemporalUNet, transplant_spatial_params
 from mav_jax.stages import stage_from_config
 from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
@@ -160,6 +161,23 @@ def test_sr_high_starts_every_frame_from_the_same_noise(trained):
     started = upscale(0.5)
     np.testing.assert_array_equal(started[:, 0], started[:, 1])
     assert started.shape == (1, 3, 16, 16, 3) and not np.allclose(started, upscale(1.0), atol=1e-3)
+
+
+def test_sr_held_to_its_input_upscales_to_frames_that_average_back_to_it(trained):
+    """low_res_consistency 1: each 2x2 block of SR_h's and SR^t_l's output averages to the input
+    pixel it came from (up to the clipping of pixels pushed past [-1, 1]); 0 leaves the barely
+    trained network's own, far-off averages."""
+    low = jax.random.uniform(jax.random.key(2), (1, 3, 8, 8, 3), minval=-0.3, maxval=0.3)
+    for name in ("sr_high", "sr_low"):
+        _, stage, state, _ = trained[name]
+        graphdef = nnx.graphdef(nnx.eval_shape(lambda s=stage: SpatioTemporalUNet(s.unet, rngs=nnx.Rngs(0))))
+        off = {held: np.abs(block_means(dataclasses.replace(stage, low_res_consistency=held).upscale(
+            graphdef, state.ema, jax.random.key(3), low, jnp.full((1,), 12.0), 3), 2) - low).mean()
+            for held in (0.0, 1.0)}  # fmt: skip
+        assert off[1.0] < 0.01 and off[0.0] > 0.05, (name, off)
+    config = sr_high.get_config("tiny")
+    config.diffusion.low_res_consistency = 1.5
+    assert "low_res_consistency is the fraction" in " ".join(stage_from_config(config).problems())
 
 
 def test_a_stage_with_more_input_channels_starts_as_the_one_it_is_initialised_from(video_cfg):

@@ -14,6 +14,10 @@ Both can start part-way (`init`, `strength` < 1; SDEdit, Meng et al. 2022): from
 sample forward-noised to the step `strength` of the way down the schedule, running only the
 remaining steps. ↑F starts the frames between keyframes so, from the keyframes' linear blend, and
 the SR stages from the upsampled input.
+
+The SR stages can also hold every step's x0 prediction to their low-resolution input (`low_res`;
+`low_res_consistency`): each block of the prediction takes its mean from the input pixel it
+downsamples to.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mav_jax.diffusion.guidance import DenoiseFn, guided_output
+from mav_jax.diffusion.low_res_consistency import LowResInput, hold_to_low_res
 from mav_jax.diffusion.objectives import predict_x0_and_eps
 from mav_jax.diffusion.schedules import NoiseSchedule
 
@@ -38,8 +43,10 @@ def sampling_timesteps(num_timesteps: int, num_steps: int) -> tuple[np.ndarray, 
     return ts, np.append(ts[1:], -1).astype(np.int32)
 
 
-def _step_quantities(schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale):
-    """Network call at integer step t -> (x0_hat, eps_hat, abar_t), all float32."""
+def _step_quantities(schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale,
+                     low_res=None):  # fmt: skip
+    """Network call at integer step t -> (x0_hat, eps_hat, abar_t), all float32; x0_hat held to
+    `low_res` (when given), then clipped, and eps_hat made to agree with it."""
     batch_t = jnp.full((x.shape[0],), t, jnp.int32)
     if guidance_scale is None:
         out = denoise_fn(params, x, batch_t, cond).astype(jnp.float32)
@@ -48,8 +55,11 @@ def _step_quantities(schedule, denoise_fn, params, x, t, cond, prediction, clip_
     abar_t = schedule.alphas_cumprod[t]
     alpha, sigma = jnp.sqrt(abar_t), jnp.sqrt(1.0 - abar_t)
     x0, eps = predict_x0_and_eps(prediction, out, x, alpha, sigma)
+    if low_res is not None:
+        x0 = hold_to_low_res(x0, low_res)
     if clip_x0:
         x0 = jnp.clip(x0, -1.0, 1.0)
+    if clip_x0 or low_res is not None:
         eps = (x - alpha * x0) / sigma
     return x0, eps, abar_t
 
@@ -105,6 +115,7 @@ def ddim_sample(
     known: KnownFrames | None = None,
     init: jax.Array | None = None,
     strength: float = 1.0,
+    low_res: LowResInput | None = None,
 ) -> jax.Array:
     """DDIM (Song et al. 2021). eta=0 is deterministic; eta=1 matches DDPM's posterior variance."""
     steps = sampling_timesteps(schedule.num_timesteps, num_steps)
@@ -117,7 +128,7 @@ def ddim_sample(
         t, s = ts[i], next_ts[i]
         x = _hold_known(schedule, x, t, x_T, known)
         x0, eps, abar_t = _step_quantities(
-            schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale
+            schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale, low_res
         )
         abar_s = _abar_next(schedule, s)
         std = eta * jnp.sqrt((1 - abar_s) / (1 - abar_t) * (1 - abar_t / abar_s))
@@ -146,6 +157,7 @@ def ddpm_sample(
     known: KnownFrames | None = None,
     init: jax.Array | None = None,
     strength: float = 1.0,
+    low_res: LowResInput | None = None,
 ) -> jax.Array:
     """Ancestral sampling from the posterior q(x_s | x_t, x0_hat) (Ho et al. 2020).
 
@@ -163,7 +175,7 @@ def ddpm_sample(
         t, s = ts[i], next_ts[i]
         x = _hold_known(schedule, x, t, x_T, known)
         x0, _, abar_t = _step_quantities(
-            schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale
+            schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale, low_res
         )
         abar_s = _abar_next(schedule, s)
         beta = 1 - abar_t / abar_s

@@ -44,6 +44,9 @@ class SuperResolutionStage(UNetStage):
     # Sampling: < 1 starts from the upsampled input, forward-noised, with this fraction of the
     # sampler's steps left to run (the samplers' `strength`); 1: from pure noise.
     start_strength: float = 1.0
+    # Sampling: how much of each step's x0 prediction to move so that its box downsampling is the
+    # low-res input (diffusion/low_res_consistency.py); 0: none, as the paper.
+    low_res_consistency: float = 0.0
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     split: str = "video"
@@ -70,6 +73,7 @@ class SuperResolutionStage(UNetStage):
             max_aug_fraction=config.diffusion.max_aug_fraction,
             sample_aug_fraction=config.diffusion.sample_aug_fraction,
             start_strength=config.diffusion.get("start_strength", 1.0),
+            low_res_consistency=config.diffusion.get("low_res_consistency", 0.0),
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             split=data.video_split if video else data.image_split,
@@ -98,6 +102,9 @@ class SuperResolutionStage(UNetStage):
             found += resolution_problems(self.crop, self.unet, field="crop")
         if self.unet.embedding_dim:
             found.append("config.unet.embedding_dim must be 0: the SR stages are not text-conditioned")
+        if not 0.0 <= self.low_res_consistency <= 1.0:
+            found.append(f"config.diffusion.low_res_consistency is the fraction of the correction to "
+                         f"the low-res input applied: in [0, 1], got {self.low_res_consistency}")  # fmt: skip
         return found + start_problems(self.start_strength)
 
     def operations(self) -> list:
@@ -143,9 +150,10 @@ class SuperResolutionStage(UNetStage):
         shape = (b, f, self.resolution, self.resolution, self.unet.in_channels)
         x_T = initial_noise(noise_key, shape, float(self.shared_noise))
         init = upsample(low_res, self.resolution) if self.start_strength < 1 else None
+        held = (low_res, self.low_res_consistency) if self.low_res_consistency > 0 else None
         return ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
                            num_steps=num_steps, prediction=self.prediction, init=init,
-                           strength=self.start_strength)  # fmt: skip
+                           strength=self.start_strength, low_res=held)  # fmt: skip
 
     def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):
         """Upscale the low-resolution versions of the first `count` training clips."""
