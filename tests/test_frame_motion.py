@@ -127,9 +127,12 @@ def test_the_steady_motion_guess_is_the_middle_frame_at_the_clips_median_velocit
     np.testing.assert_allclose(steady_velocity(still, still_fallback=fallback), [[-2, 1], [0, -2]])
     guess = np.asarray(steady_motion_guess(videos, jnp.asarray(velocity)))
     np.testing.assert_allclose(guess[1], clip, atol=1e-6)  # every frame the middle one, moved
-    # Moves are whole pixels, so nothing is blurred: at 0.7 px a frame, 1 px after one frame and
-    # after two (1.4).
-    slow = np.asarray(steady_motion_guess(videos[:1], jnp.asarray([[0.0, 0.7]])))
-    np.testing.assert_allclose(slow[0, 3:], _translated(blob, [(0, 1), (0, 1)]), atol=1e-6)
+    # Moves keep their fractions, so a slow clip moves every frame: at 0.5 px a frame, the frame
+    # after the middle one is the mean of the middle one and the middle one moved 1 px, and the
+    # frame two after is the middle one moved 1 px (not one that stands still, then jumps).
+    slow = np.asarray(steady_motion_guess(videos[:1], jnp.asarray([[0.0, 0.5]])))
+    moved = _translated(blob, [(0, 0), (0, 1)])
+    np.testing.assert_allclose(slow[0, 3], moved.mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(slow[0, 4], moved[1], atol=1e-5)
     with pytest.raises(ValueError, match="at least 2 frames"):
         steady_velocity(videos[:, :1])

@@ -121,9 +121,11 @@ def steady_velocity(video: jax.Array, still_fallback: jax.Array | None = None) -
 def steady_motion_guess(video: jax.Array, velocity: jax.Array) -> jax.Array:
     """(B, F, H, W, C), velocity (B, 2) -> (B, F, H, W, C): every frame the clip's middle frame,
     moved `velocity` pixels a frame from it, so the content keeps one shape and one velocity.
-    Moves are rounded to whole pixels: a bilinear half-pixel move would blur the content, and
-    a blurred digit's colour reads darker."""
+    Moves keep their fractions of a pixel (bilinear): rounded to whole pixels, a digit slower than
+    a pixel a frame stood still and then jumped (bench/README, "One shape, one speed"); the blur
+    of a half-pixel move is what the second pass re-renders."""
     b, f = video.shape[:2]
-    offsets = velocity_shifts(velocity, f).reshape(b * f, 2)  # whole pixels from the middle frame
+    offsets = jnp.asarray(frames_from_middle(f), jnp.float32)[None, :, None] * velocity[:, None, :]
+    offsets = offsets.reshape(b * f, 2)  # pixels from the middle frame
     middle = jnp.repeat(video[:, f // 2], f, axis=0)  # (B*F, H, W, C)
     return shift(middle, offsets).reshape(video.shape)
