@@ -163,6 +163,9 @@ def main() -> None:
                         help="D^t's steady-motion second pass; 0: none; negative: its config's")
     parser.add_argument("--candidates", type=int, default=0,
                         help="keyframe videos drawn per prompt, CLIP keeping one; 0: D^t's config's")
+    parser.add_argument("--start_strength", type=float, default=-1.0,
+                        help="where ↑F starts from the keyframes' blend (1: pure noise); negative: "
+                             "its config's")
     parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
     args = parser.parse_args()
     import jax.numpy as jnp
@@ -198,7 +201,8 @@ def main() -> None:
                               frame_noise_correlation=args.frame_noise_correlation,
                               frame_noise_drift=args.frame_noise_drift,
                               steady_motion_strength=args.steady_motion_strength,
-                              keyframe_candidates=args.candidates)
+                              keyframe_candidates=args.candidates,
+                              start_strength=args.start_strength)
     result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
               "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
               "prior_guidance": args.prior_guidance
@@ -210,6 +214,9 @@ def main() -> None:
               "steady_motion_strength": keyframes.stage.steady_motion_strength
               if args.steady_motion_strength < 0 else args.steady_motion_strength,
               "candidates": args.candidates or keyframes.stage.candidates,
+              "interpolation_start_strength": args.start_strength if args.start_strength >= 0
+              else cascade.stages["interpolation"].stage.start_strength
+              if "interpolation" in cascade.stages else None,
               "reader_accuracy_on_real_eval_frames": ceiling,
               "colour_reader_accuracy_on_real_eval_frames": colour_ceiling}  # fmt: skip
     frames_per_clip = keyframes.stage.num_frames  # the first clips' middle frames: (N, H, W, 3)

@@ -53,15 +53,17 @@ KEYFRAME_GUIDANCE = 5.0
 # input), noised; SDEdit, Meng et al. 2022. So short a run leaves ↑F worse than its guess on
 # held-out clips, and from pure noise it invents shape that flickers. bench/interpolation_quality.py,
 # in-between MSE: from noise 0.0185; from the linear blend at 0.5, 0.0136; from the
-# motion-compensated blend at 0.5, 0.0115, at 0.3, 0.0084 (flicker 0.88; real clips 1), against
-# 0.0107 and 0.0052 for the two blends themselves.
+# motion-compensated blend at 0.5, 0.0115, at 0.3, 0.0084 (flicker 0.88; real clips 1), at 0.1,
+# 0.0056 (flicker 0.71), against 0.0107 and 0.0052 for the two blends themselves: ↑F adds nothing
+# the blend has not, so it starts low. bench/prompt_fidelity.py --through=interpolation, 0.3 ->
+# 0.1: digit 0.70 -> 0.72 of frames, the digit's step change 0.46 -> 0.33 px a frame.
 # The SR stages (lr 6e-3, below) start from pure noise, as the paper, and hold every step's
 # prediction to their input (each 2x2 block's mean to the input pixel; DDNM, Wang et al. 2023).
 # bench/sr_quality.py, held-out, MSE / colour error: SR_h 0.0026 / 0.0264 unheld -> 0.0007 /
 # 0.0066 held (bilinear upsampling 0.0074 / 0.0077; unheld from the upsampled input at 0.4,
 # the recipe before, 0.0033 / 0.0176; held at 0.4, 0.0012 / 0.0072); SR^t_l 0.0176 / 0.0420 ->
 # 0.0046 / 0.0110 (bilinear 0.0143 / 0.0142; unheld at 0.4, 0.0097 / 0.0274).
-INTERPOLATION_START, SR_START, SR_HELD = 0.3, 1.0, 1.0
+INTERPOLATION_START, SR_START, SR_HELD = 0.1, 1.0, 1.0
 PROMPTS = (
     "a red 3 moving right",
     "the number seven in cyan drifting down",
