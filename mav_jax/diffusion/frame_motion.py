@@ -122,7 +122,7 @@ def steady_motion_guess(video: jax.Array, velocity: jax.Array) -> jax.Array:
     """(B, F, H, W, C), velocity (B, 2) -> (B, F, H, W, C): every frame the clip's middle frame,
     moved `velocity` pixels a frame from it, so the content keeps one shape and one velocity.
     Moves keep their fractions of a pixel (bilinear): rounded to whole pixels, a digit slower than
-    a pixel a frame stood still and then jumped (bench/README, "One shape, one speed"); the blur
+    a pixel a frame stood still and then jumped (bench/README, "One speed, smaller steps"); the blur
     of a half-pixel move is what the second pass re-renders."""
     b, f = video.shape[:2]
     offsets = jnp.asarray(frames_from_middle(f), jnp.float32)[None, :, None] * velocity[:, None, :]
