@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mav_jax.data.digits_render import COLORS, DIGIT_WORDS
+from mav_jax.data.digits_render import (
+    BACKGROUND,
+    COLORS,
+    DIGIT_WORDS,
+    handwritten_digits,
+    render_clip,
+    scan_index,
+)
 from mav_jax.data.moving_digits import MovingDigits, MovingDigitsConfig
 
 SMALL = dict(name="unit", num_images=24, num_videos=3, num_eval=4)
@@ -88,3 +95,12 @@ def test_build_command_rejects_unknown_datasets(tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode != 0 and "Unknown dataset 'webvid'" in result.stderr
+
+
+def test_scan_index_is_the_scan_render_clip_draws():
+    images, _ = handwritten_digits()
+    for seed in range(20):
+        clip = render_clip(seed, num_frames=1, frame_size=16)  # the digit at its scan's own 8x8
+        r, c = clip.positions[0].astype(int)
+        drawn = np.any(clip.frames[0, r : r + 8, c : c + 8] != BACKGROUND, axis=-1)
+        np.testing.assert_array_equal(drawn, images[scan_index(seed)] > 0)

@@ -60,11 +60,21 @@ def direction_name(velocity: tuple[float, float]) -> str:
     return f"{vertical} and {horizontal}"
 
 
+def _draw_scan(rng: np.random.Generator) -> int:
+    return int(rng.integers(len(handwritten_digits()[0])))
+
+
+def scan_index(seed: int) -> int:
+    """Which scan `render_clip(seed, ...)` draws, without rendering it (a bench leaves the scans of
+    the held-out split out of what its digit reader learns from)."""
+    return _draw_scan(np.random.default_rng(seed))
+
+
 def render_clip(seed: int, num_frames: int, frame_size: int, speed_range=(0.5, 2.5)) -> Clip:
     """One clip: a random scan, colour, start position, speed and direction, bouncing off edges."""
     rng = np.random.default_rng(seed)
     images, labels = handwritten_digits()
-    index = int(rng.integers(len(images)))
+    index = _draw_scan(rng)
     digit_size = frame_size // 2
     glyph = np.kron(images[index], np.ones((digit_size // 8, digit_size // 8), np.float32))
     color_name = list(COLORS)[int(rng.integers(len(COLORS)))]
