@@ -42,6 +42,10 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     # With a start < 1: the blend first moves each given frame along the translation between
     # them (phase correlation), so a moving object is carried across, not cross-faded.
     config.diffusion.start_follows_motion = False
+    # With it: a single given frame (animation) starts moving this many pixels a frame, each video
+    # in a random direction (frames past the last given one of several move on at their velocity).
+    # 0: the frames start from its copy, so at a low start the video barely moves.
+    config.diffusion.animation_speed = 0.0
     # The keyframes already carry most of the content: sample without guidance (1.0) by default.
     config.diffusion.guidance_scale = 1.0
 

@@ -165,7 +165,10 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     # 1.48 (width 32, 400 at 1e-3, 177 s: 0.0216, 1.40).
     c = interpolation.get_config("tiny")
     c.init_from, c.clip_from = f"{exports}/keyframes", f"{exports}/clip"
-    c.diffusion.update(start_strength=INTERPOLATION_START, start_follows_motion=True)
+    # Animating an image: from a copy of it at 0.1, the video stood still; moved 0.5 px a frame
+    # (real clips' digits: 0.68 at 16x16), it drifts.
+    c.diffusion.update(start_strength=INTERPOLATION_START, start_follows_motion=True,
+                       animation_speed=0.5)
     c.unet.update(UNET)
     c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_keyframes=3,
                   keyframe_skip=3)

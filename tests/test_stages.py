@@ -120,9 +120,21 @@ def test_blend_given_following_motion_carries_a_moving_object_across():
     np.testing.assert_allclose(moved, video, atol=1e-5)
     faded = np.asarray(blend_given(given, mask))[0]
     assert np.abs(faded[1] - video[1]).max() > 0.3
-    extended = jnp.asarray([frame_mask("extrapolate", 7, 3)])  # one side only: the copy, as before
-    np.testing.assert_array_equal(blend_given(given, extended, follow_motion=True),
-                                  blend_given(given, extended))  # fmt: skip
+    # Extrapolated (the first 4 frames given), the blob moves on at the given frames' velocity;
+    # the linear blend copies the last given frame.
+    extended = jnp.asarray([frame_mask("extrapolate", 7, 3)])
+    given = jnp.where(extended[:, :, None, None, None] > 0, jnp.asarray(video)[None], 0.0)
+    np.testing.assert_allclose(np.asarray(blend_given(given, extended, follow_motion=True))[0],
+                               video, atol=1e-5)  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(blend_given(given, extended))[0, 4:],
+                                  np.stack([video[3]] * 3))  # fmt: skip
+    # Animated (one frame given), it moves at the velocity asked for, or stays a copy.
+    animated = jnp.asarray([frame_mask("animate", 7, 3)])
+    given = jnp.where(animated[:, :, None, None, None] > 0, jnp.asarray(video)[None], 0.0)
+    one_a_frame = blend_given(given, animated, follow_motion=True, still_velocity=jnp.ones((1, 2)))
+    np.testing.assert_allclose(np.asarray(one_a_frame)[0], video, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(blend_given(given, animated, follow_motion=True))[0],
+                                  np.stack([video[0]] * 7))  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["interpolation", "sr_low", "sr_high"])
@@ -132,6 +144,12 @@ def test_start_strength_outside_0_to_1_is_a_config_problem(name, strength):
     config.diffusion.start_strength = strength
     problems = " ".join(stage_from_config(config).problems())
     assert f"config.diffusion.start_strength must be in (0, 1], got {strength}" in problems
+
+
+def test_a_negative_animation_speed_is_a_config_problem():
+    config = interpolation.get_config("tiny")
+    config.diffusion.animation_speed = -0.5
+    assert "animation_speed is pixels a frame" in " ".join(stage_from_config(config).problems())
 
 
 def test_keyframes_are_spread_skip_apart_with_zeros_between_and_marked_given():

@@ -7,7 +7,8 @@ paper). The loss covers only the frames to generate; at sampling the given frame
 into the output unchanged, and at every step the sampler holds them at their forward-noised values
 (`hold_given_frames`), as training shows them to the network. The frames to generate can start
 part-way down the sampler's schedule from the given frames' blend (`start_strength` < 1), linear or
-moved along the translation between them (`start_follows_motion`).
+moved along the translation between them (`start_follows_motion`; past the last given frame, on at
+their velocity, and a single given frame at `animation_speed` in a random direction).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from flax import nnx
 from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
-from mav_jax.diffusion.frame_motion import shift, translation
+from mav_jax.diffusion.frame_motion import drift_velocity, shift, translation
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
 from mav_jax.stages.base import UNetStage, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
@@ -31,18 +32,23 @@ from mav_jax.stages.frame_modes import RandomFrameMask
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
 
 
-def blend_given(video: jax.Array, mask: jax.Array, follow_motion: bool = False) -> jax.Array:
+def blend_given(video: jax.Array, mask: jax.Array, follow_motion: bool = False,
+                still_velocity: jax.Array | None = None) -> jax.Array:  # fmt: skip
     """(B, F, H, W, C), (B, F) -> (B, F, H, W, C): every frame not given is the linear blend of
     the given frames on either side of it (a copy of the one given frame where only one side has
     one: extrapolation, animation); given frames are unchanged. A row without a given frame is 0.
 
     `follow_motion`: each side is first moved along the translation between the two given frames
     (`translation`), by as much of it as the frame lies between them, so content that moves is
-    carried across rather than faded out at one place and in at the next."""
+    carried across rather than faded out at one place and in at the next. A frame after the last
+    given one is the last given frame moved on at the velocity between the two given frames
+    before it (extrapolation), or, where only one frame is given (animation), at `still_velocity`
+    (B, 2) pixels a frame (none given: it stays a copy)."""
     frames = video.shape[1]
     index = jnp.arange(frames)
     given = mask > 0  # (B, F)
-    before = jax.lax.cummax(jnp.where(given, index, -1), axis=1)  # last given at or before
+    last_given = jax.lax.cummax(jnp.where(given, index, -1), axis=1)  # last given at or before
+    before = last_given
     after = jax.lax.cummin(jnp.where(given, index, frames), axis=1, reverse=True)  # first at/after
     has_before, has_after = before >= 0, after < frames
     before = jnp.where(has_before, before, after)
@@ -53,8 +59,19 @@ def blend_given(video: jax.Array, mask: jax.Array, follow_motion: bool = False) 
     first, last = pick(before), pick(after)  # (B, F, H, W, C): the given frames either side
     if follow_motion:
         motion = translation(first, last).astype(jnp.float32)  # (B, F, 2): first -> last
+        offset_first = w[..., None] * motion
+        # Past the last given frame: onwards at the velocity of the two given frames before it.
+        earlier = jnp.pad(last_given[:, :-1], ((0, 0), (1, 0)), constant_values=-1)  # last given < i
+        second = jnp.take_along_axis(earlier, jnp.clip(before, 0, frames - 1), axis=1)  # given < before
+        gap = jnp.maximum(before - second, 1)[..., None]
+        velocity = translation(pick(second), first).astype(jnp.float32) / gap  # (B, F, 2)
+        fallback = jnp.zeros_like(velocity) if still_velocity is None else jnp.broadcast_to(
+            still_velocity[:, None, :].astype(jnp.float32), velocity.shape)  # fmt: skip
+        velocity = jnp.where((second >= 0)[..., None], velocity, fallback)
+        ahead = (has_before & ~has_after)[..., None]
+        offset_first = jnp.where(ahead, velocity * (index - before)[..., None], offset_first)
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  (B, F, ...) -> (B * F, ...)
-        first = shift(flat(first), flat(w[..., None] * motion)).reshape(first.shape)
+        first = shift(flat(first), flat(offset_first)).reshape(first.shape)
         last = shift(flat(last), flat((w[..., None] - 1.0) * motion)).reshape(last.shape)
     blended = (1.0 - w)[:, :, None, None, None] * first + w[:, :, None, None, None] * last
     return jnp.where((has_before | has_after)[:, :, None, None, None], blended, 0.0).astype(video.dtype)
@@ -82,6 +99,9 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
     start_strength: float = 1.0
     # ... and that blend moves each side along the given frames' translation (`follow_motion`).
     start_follows_motion: bool = False
+    # ... and, with it, moves a single given frame (animation) this many pixels a frame, each
+    # video in a random direction; 0: the frames start from its copy (and so barely move).
+    animation_speed: float = 0.0
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
     resolution: int = 32
@@ -109,6 +129,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             hold_given_frames=config.diffusion.get("hold_given_frames", True),
             start_strength=config.diffusion.get("start_strength", 1.0),
             start_follows_motion=config.diffusion.get("start_follows_motion", False),
+            animation_speed=config.diffusion.get("animation_speed", 0.0),
             prediction=config.diffusion.prediction,
             min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             resolution=data.resolution,
@@ -127,6 +148,9 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
         if self.num_frames < 2:
             found.append("config.data.num_keyframes must be >= 2")
         found += frame_noise_problems(self.frame_noise_correlation) + start_problems(self.start_strength)
+        if self.animation_speed < 0:
+            found.append(f"config.diffusion.animation_speed is pixels a frame, so not negative; "
+                         f"got {self.animation_speed}")  # fmt: skip
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
@@ -157,11 +181,13 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
         cond.update(fps=fps, extra=masked_inputs(video, mask))
         noise_key, sample_key = jax.random.split(key)
         x_T = initial_noise(noise_key, video.shape, self.frame_noise_correlation)  # (B, F, H, W, 3)
+        animation = (drift_velocity(jax.random.fold_in(noise_key, 1), video.shape[0], self.animation_speed)
+                     if self.animation_speed else None)  # fmt: skip
         generated = ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule,
                                 cond, num_steps=num_steps, prediction=self.prediction,
                                 guidance_scale=guidance_scale,
                                 known=(video, mask) if self.hold_given_frames else None,
-                                init=blend_given(video, mask, self.start_follows_motion)
+                                init=blend_given(video, mask, self.start_follows_motion, animation)
                                 if self.start_strength < 1 else None,
                                 strength=self.start_strength)  # fmt: skip
         return jnp.where(mask[:, :, None, None, None] > 0, video, generated)
