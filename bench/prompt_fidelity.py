@@ -202,9 +202,9 @@ def main() -> None:
     import tensorflow_datasets as tfds
 
     from mav_jax.cascade import Cascade, SamplingOptions
+    from mav_jax.data.digits_render import direction_name
     from mav_jax.data.loader import video_source
     from mav_jax.data.moving_digits import SPLIT_SEEDS
-    from mav_jax.data.digits_render import direction_name
     from mav_jax.models.clip import unit
     from mav_jax.parallel import make_mesh
 
