@@ -48,10 +48,9 @@ def blend_given(video: jax.Array, mask: jax.Array, follow_motion: bool = False,
     index = jnp.arange(frames)
     given = mask > 0  # (B, F)
     last_given = jax.lax.cummax(jnp.where(given, index, -1), axis=1)  # last given at or before
-    before = last_given
     after = jax.lax.cummin(jnp.where(given, index, frames), axis=1, reverse=True)  # first at/after
-    has_before, has_after = before >= 0, after < frames
-    before = jnp.where(has_before, before, after)
+    has_before, has_after = last_given >= 0, after < frames
+    before = jnp.where(has_before, last_given, after)
     after = jnp.where(has_after, after, before)
     span = jnp.maximum(after - before, 1)
     w = jnp.where(after > before, (index - before) / span, 0.0)  # (B, F): weight of `after`
