@@ -21,7 +21,7 @@ decoder.
     python bench/prompt_fidelity.py --checkpoints=runs/quickstart/checkpoints \
         [--through=keyframes|interpolation] [--steps=50] [--guidance=G] [--prior_guidance=G] \
         [--frame_noise_correlation=R] [--frame_noise_drift=PIXELS] [--steady_motion_strength=S] \
-        [--candidates=K]
+        [--candidates=K] [--start_strength=S]
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from mav_jax.diffusion import (
     q_sample,
     sampling_timesteps,
 )
+from mav_jax.data.stage_inputs import downsample
 from mav_jax.diffusion.low_res_consistency import block_means, hold_to_low_res
 from mav_jax.nn import unet_denoise_fn
 
@@ -351,6 +352,8 @@ def test_holding_to_the_low_res_input_sets_block_means_and_keeps_the_detail_insi
     what varies inside a block (the null space of box downsampling) is left as drawn."""
     x0 = jax.random.uniform(jax.random.key(0), (2, 3, 8, 6, 3), minval=-1, maxval=1)  # (B, F, H, W, C)
     low = jax.random.uniform(jax.random.key(1), (2, 3, 4, 3, 3), minval=-1, maxval=1)
+    # The hold's downsampling is the one that makes the SR stages' inputs from their targets.
+    np.testing.assert_allclose(block_means(x0, 2)[1], downsample(np.asarray(x0[1]), 2), atol=1e-6)
     held = np.asarray(hold_to_low_res(x0, (low, 1.0)))
     np.testing.assert_allclose(block_means(jnp.asarray(held), 2), low, atol=1e-6)
     detail = lambda x: np.asarray(x) - np.repeat(np.repeat(block_means(x, 2), 2, 2), 2, 3)  # noqa: E731
