@@ -39,9 +39,15 @@ def measure(num_devices: int, videos: int, frames: int, size: int, repeats: int)
         extractor(clips)
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    return {"devices": extractor.num_devices, "videos": videos, "frames": frames, "size": size,
-            "compile_and_first_s": first, "seconds_per_batch": seconds,
-            "videos_per_s": videos / seconds}  # fmt: skip
+    return {
+        "devices": extractor.num_devices,
+        "videos": videos,
+        "frames": frames,
+        "size": size,
+        "compile_and_first_s": first,
+        "seconds_per_batch": seconds,
+        "videos_per_s": videos / seconds,
+    }
 
 
 def main() -> None:
@@ -58,14 +64,23 @@ def main() -> None:
         return
     results = []
     for count in args.devices:  # a fresh process each: the device count is fixed at JAX start-up
-        child = [sys.executable, __file__, f"--one={count}", f"--videos={args.videos}",
-                 f"--frames={args.frames}", f"--size={args.size}", f"--repeats={args.repeats}"]  # fmt: skip
+        child = [
+            sys.executable,
+            __file__,
+            f"--one={count}",
+            f"--videos={args.videos}",
+            f"--frames={args.frames}",
+            f"--size={args.size}",
+            f"--repeats={args.repeats}",
+        ]
         out = subprocess.run(child, capture_output=True, text=True, check=True, env=os.environ)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(result)
-        print(f"{result['devices']} device(s): {result['videos_per_s']:.2f} videos/s "
-              f"({result['videos']} x {result['frames']} frames at {result['size']}px -> 224px; "
-              f"compile + first batch {result['compile_and_first_s']:.1f}s)")  # fmt: skip
+        print(
+            f"{result['devices']} device(s): {result['videos_per_s']:.2f} videos/s "
+            f"({result['videos']} x {result['frames']} frames at {result['size']}px -> 224px; "
+            f"compile + first batch {result['compile_and_first_s']:.1f}s)"
+        )
 
 
 if __name__ == "__main__":

@@ -16,11 +16,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def add_arguments(parser: argparse.ArgumentParser, clips: int, json_name: str) -> None:
     """--checkpoints, --data_dir, --clips, --steps, --starts and --json."""
     parser.add_argument("--checkpoints", default=str(ROOT / "runs/quickstart/checkpoints"))
-    parser.add_argument("--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)")
+    parser.add_argument(
+        "--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)"
+    )
     parser.add_argument("--clips", type=int, default=clips)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--starts", default="",
-                        help="comma-separated start strengths to compare (default: each config's)")
+    parser.add_argument(
+        "--starts",
+        default="",
+        help="comma-separated start strengths to compare (default: each config's)",
+    )
     parser.add_argument("--json", default=str(ROOT / "bench/results" / json_name))
 
 

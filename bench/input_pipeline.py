@@ -39,14 +39,17 @@ def tiny_unet_config() -> UNetConfig:
     return UNetConfig.from_dict(common.unet_config("tiny")).replace(embedding_dim=0)
 
 
-def pipeline_rate(data_dir: str, batch: int, frames: int, workers: int, batches: int,
-                  decode_all: bool = False) -> float:  # fmt: skip
+def pipeline_rate(
+    data_dir: str, batch: int, frames: int, workers: int, batches: int, decode_all: bool = False
+) -> float:
     if decode_all:
         source = tfds.data_source("moving_digits/tiny", split="video", data_dir=data_dir)
     else:
         source = video_source("moving_digits/tiny", "video", data_dir)
-    operations = [SampleClip(ClipSampling(num_frames=frames, frame_skips=(1, 2, 3, 4, 5))),
-                  CropFlipScale(32)]  # fmt: skip
+    operations = [
+        SampleClip(ClipSampling(num_frames=frames, frame_skips=(1, 2, 3, 4, 5))),
+        CropFlipScale(32),
+    ]
     iterator = iter(make_loader(source, operations, batch_size=batch, seed=0, worker_count=workers))
     next(iterator)  # start-up
     start = time.perf_counter()
@@ -93,11 +96,14 @@ def main() -> None:
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="moving_digits_")
     build("moving_digits", data_dir, "tiny")
     delivered = pipeline_rate(data_dir, args.batch, args.frames, args.workers, args.batches)
-    decode_all = pipeline_rate(data_dir, args.batch, args.frames, args.workers, args.batches,
-                               decode_all=True)  # fmt: skip
+    decode_all = pipeline_rate(
+        data_dir, args.batch, args.frames, args.workers, args.batches, decode_all=True
+    )
     consumed = training_rate(args.batch, args.frames, args.steps)
-    print(f"pipeline: {delivered:.1f} clips/s delivered ({args.frames} frames, 32x32, "
-          f"batch {args.batch}, {args.workers} workers)")  # fmt: skip
+    print(
+        f"pipeline: {delivered:.1f} clips/s delivered ({args.frames} frames, 32x32, "
+        f"batch {args.batch}, {args.workers} workers)"
+    )
     print(f"pipeline, TFDS decoding all of a record's frames: {decode_all:.1f} clips/s")
     print(f"training: {consumed:.1f} clips/s consumed by the tiny U-Net step")
     print(f"pipeline / training: {delivered / consumed:.1f}x")

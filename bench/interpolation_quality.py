@@ -49,25 +49,33 @@ def baselines(video: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
     given = np.flatnonzero(mask)
     nearest = video[:, given[np.abs(np.arange(len(mask))[:, None] - given).argmin(axis=1)]]
     masks = jnp.broadcast_to(jnp.asarray(mask), video.shape[:2])
-    return {"nearest keyframe": nearest,
-            "linear blend": np.asarray(blend_given(jnp.asarray(video), masks)),
-            "motion-compensated blend": np.asarray(blend_given(jnp.asarray(video), masks, True))}
+    return {
+        "nearest keyframe": nearest,
+        "linear blend": np.asarray(blend_given(jnp.asarray(video), masks)),
+        "motion-compensated blend": np.asarray(blend_given(jnp.asarray(video), masks, True)),
+    }
 
 
 def scores(out: np.ndarray, truth: np.ndarray, generated: np.ndarray) -> dict[str, float]:
     """`generated` (F,) bool marks the frames ↑F made."""
     steps = lambda v: np.mean(np.diff(v, axis=1) ** 2)  # noqa: E731
     colour = np.abs(out.mean(axis=(2, 3)) - truth.mean(axis=(2, 3)))[:, generated]
-    return {"mse": float(np.mean((out - truth)[:, generated] ** 2)),
-            "flicker": float(steps(out) / steps(truth)),
-            "colour_error": float(colour.mean())}  # fmt: skip
+    return {
+        "mse": float(np.mean((out - truth)[:, generated] ** 2)),
+        "flicker": float(steps(out) / steps(truth)),
+        "colour_error": float(colour.mean()),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, clips=32, json_name="interpolation_quality.json")
-    parser.add_argument("--interpolation", action="append", default=[],
-                        help="↑F exports or workdirs to compare (default: CHECKPOINTS/interpolation)")
+    parser.add_argument(
+        "--interpolation",
+        action="append",
+        default=[],
+        help="↑F exports or workdirs to compare (default: CHECKPOINTS/interpolation)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
@@ -95,8 +103,11 @@ def main() -> None:
             generated = mask == 0
             for name, out in baselines(truth, mask).items():
                 results[name] = scores(out, truth, generated)
-            nearest = int(np.argmin(np.where(mask > 0, np.abs(np.arange(len(mask)) - len(mask) // 2),
-                                             len(mask))))  # fmt: skip
+            nearest = int(
+                np.argmin(
+                    np.where(mask > 0, np.abs(np.arange(len(mask)) - len(mask) // 2), len(mask))
+                )
+            )
             embedding = unit(clip.encode_image(jnp.asarray(truth[:, nearest])))
         masks = jnp.broadcast_to(jnp.asarray(mask), (truth.shape[0], len(mask)))
         video = jnp.where(masks[:, :, None, None, None] > 0, jnp.asarray(truth), 0.0)
@@ -107,18 +118,28 @@ def main() -> None:
             for follows in (False, True) if start < 1 else (False,):
                 guess = ", motion-compensated" if follows else ""
                 variants[f"{label}, start {start:g}{guess}"] = dataclasses.replace(
-                    stage, start_strength=start, start_follows_motion=follows)
+                    stage, start_strength=start, start_follows_motion=follows
+                )
         guess = ", motion-compensated" if stage.start_follows_motion and starts[0] < 1 else ""
-        variants[f"{label}, start {starts[0]:g}{guess}, given frames not held"] = dataclasses.replace(
-            stage, start_strength=starts[0], hold_given_frames=False)
+        variants[f"{label}, start {starts[0]:g}{guess}, given frames not held"] = (
+            dataclasses.replace(stage, start_strength=starts[0], hold_given_frames=False)
+        )
         for name, variant in variants.items():
             generate = jax.jit(functools.partial(variant.generate, graphdef, num_steps=args.steps))
-            out = generate(params, jax.random.key(0), video, masks, jnp.asarray(fps),
-                           embedding=embedding if stage.unet.embedding_dim else None)  # fmt: skip
+            out = generate(
+                params,
+                jax.random.key(0),
+                video,
+                masks,
+                jnp.asarray(fps),
+                embedding=embedding if stage.unet.embedding_dim else None,
+            )
             results[name] = scores(np.asarray(out), truth, generated)
 
-    print(f"{len(truth)} held-out clips of {truth.shape[1]} frames at {truth.shape[2]}x{truth.shape[3]}, "
-          f"{args.steps} sampler steps\n")  # fmt: skip
+    print(
+        f"{len(truth)} held-out clips of {truth.shape[1]} frames at {truth.shape[2]}x{truth.shape[3]}, "
+        f"{args.steps} sampler steps\n"
+    )
     print(f"| {'':60s} | mse | flicker (truth = 1) | colour error |\n|---|---|---|---|")
     for name, s in results.items():
         print(f"| {name:60s} | {s['mse']:.4f} | {s['flicker']:.2f} | {s['colour_error']:.4f} |")

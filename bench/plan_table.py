@@ -41,9 +41,17 @@ def openai_bpe() -> str:
 def plan(stage: str, mesh: str, bpe: str) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         flags = [f.format(bpe=bpe) for f in STAGES[stage]]
-        command = [sys.executable, "-m", "mav_jax.plan", f"--config=configs/{stage}.py:paper",
-                   f"--mesh={mesh}", "--nocompile", "--hbm_gib=16,32,95", f"--json={out.name}",
-                   *flags]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "mav_jax.plan",
+            f"--config=configs/{stage}.py:paper",
+            f"--mesh={mesh}",
+            "--nocompile",
+            "--hbm_gib=16,32,95",
+            f"--json={out.name}",
+            *flags,
+        ]
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
         return json.loads(pathlib.Path(out.name).read_text())
 
@@ -51,8 +59,10 @@ def plan(stage: str, mesh: str, bpe: str) -> dict:
 def table(plans: dict) -> str:
     from mav_jax.plan import CHIP_PEAK_TFLOPS
 
-    head = ("| stage | params | GFLOP / example | state GiB / chip | saved activations GiB / example "
-            "| " + " | ".join(f"{c} ({h} GiB): batch / chip, step s" for c, h in CHIPS.items()) + " |")
+    head = (
+        "| stage | params | GFLOP / example | state GiB / chip | saved activations GiB / example "
+        "| " + " | ".join(f"{c} ({h} GiB): batch / chip, step s" for c, h in CHIPS.items()) + " |"
+    )
     rows = [head, "|" + "---|" * (5 + len(CHIPS))]
     for stage, p in plans.items():
         per_device = p["config_per_device_batch"]
@@ -62,8 +72,12 @@ def table(plans: dict) -> str:
             fit = p["largest_per_device_batch_with_remat"][f"{hbm} GiB"]
             seconds = flops / (CHIP_PEAK_TFLOPS[chip] * 1e12 * 0.4)
             accumulate = math.ceil(per_device / fit) if fit else None
-            cells.append(f"{fit}, {seconds:.2f}" + (f" (accum {accumulate})" if accumulate and accumulate > 1 else "")
-                         if fit else "does not fit")  # fmt: skip
+            cells.append(
+                f"{fit}, {seconds:.2f}"
+                + (f" (accum {accumulate})" if accumulate and accumulate > 1 else "")
+                if fit
+                else "does not fit"
+            )
         rows.append(
             f"| {stage} | {p['params'] / 1e6:,.0f}M | {p['gflops_per_device_per_example']:,.0f} "
             f"| {p['memory_gib_at_batch_1']['arguments']:.2f} "
@@ -76,8 +90,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mesh", default="fsdp:64")
     parser.add_argument("--json", default=str(ROOT / "bench/results/plan_table.json"))
-    parser.add_argument("--stages", nargs="*", default=list(STAGES),
-                        help="Re-plan only these; the others come from --json.")  # fmt: skip
+    parser.add_argument(
+        "--stages",
+        nargs="*",
+        default=list(STAGES),
+        help="Re-plan only these; the others come from --json.",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     bpe = openai_bpe()

@@ -71,14 +71,19 @@ def reader_frames(resolution: int, frame_size: int, count: int, left_out: set[in
     from mav_jax.data.moving_digits import SPLIT_SEEDS
 
     resize, rng = CropFlipScale(resolution, flip=False), np.random.default_rng(0)
-    seeds = [seed for seed in range(SPLIT_SEEDS["image_text"], SPLIT_SEEDS["image_text"] + count)
-             if scan_index(seed) not in left_out]  # fmt: skip
+    seeds = [
+        seed
+        for seed in range(SPLIT_SEEDS["image_text"], SPLIT_SEEDS["image_text"] + count)
+        if scan_index(seed) not in left_out
+    ]
     clips = [render_clip(seed, 1, frame_size) for seed in seeds]
     frames = [resize.random_map({"video": clip.frames}, rng)["video"][0] for clip in clips]
     return np.stack(frames), np.asarray([clip.digit for clip in clips])
 
 
-def digit_reader(resolution: int, frame_size: int, held_out_seeds: range, count: int = READER_IMAGES):
+def digit_reader(
+    resolution: int, frame_size: int, held_out_seeds: range, count: int = READER_IMAGES
+):
     """A digit reader (an RBF SVM on `digit_windows`) that never saw the scans of the clips
     rendered from `held_out_seeds`. Trained on the `video` split with logistic regression, as
     until 2026-11-27, it read 81% of the eval frames right; this one, 96%."""
@@ -86,7 +91,9 @@ def digit_reader(resolution: int, frame_size: int, held_out_seeds: range, count:
 
     from mav_jax.data.digits_render import scan_index
 
-    frames, digits = reader_frames(resolution, frame_size, count, {scan_index(s) for s in held_out_seeds})
+    frames, digits = reader_frames(
+        resolution, frame_size, count, {scan_index(s) for s in held_out_seeds}
+    )
     return SVC(C=10.0, gamma="scale").fit(digit_windows(frames), digits)
 
 
@@ -94,7 +101,9 @@ def intensity(frames: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) in [-1, 1] -> (N, H, W) in [0, 1]: how much of each pixel is digit."""
     bright = (frames.max(axis=-1) + 1) / 2
     low = np.percentile(bright, 10, axis=(1, 2), keepdims=True)  # the dark background
-    return np.clip((bright - low) / np.maximum(bright.max(axis=(1, 2), keepdims=True) - low, 1e-3), 0, 1)
+    return np.clip(
+        (bright - low) / np.maximum(bright.max(axis=(1, 2), keepdims=True) - low, 1e-3), 0, 1
+    )
 
 
 def digit_windows(frames: np.ndarray) -> np.ndarray:
@@ -135,7 +144,9 @@ def digit_centres(videos: np.ndarray) -> np.ndarray:
     weight = amount * (amount > 0.5)  # (N * F, H, W)
     rows, cols = np.indices(weight.shape[1:])
     total = np.maximum(weight.sum(axis=(1, 2)), 1e-6)
-    centre = np.stack([(weight * rows).sum((1, 2)), (weight * cols).sum((1, 2))], -1) / total[:, None]
+    centre = (
+        np.stack([(weight * rows).sum((1, 2)), (weight * cols).sum((1, 2))], -1) / total[:, None]
+    )
     return centre.reshape(*videos.shape[:2], 2)
 
 
@@ -163,39 +174,67 @@ def fidelity(reader, videos: np.ndarray, targets: list[tuple[str, int]]) -> dict
     colours = np.asarray(colour_names(frames)).reshape(n, f)
     digits = np.asarray([d for _, d in targets])[:, None]
     wanted_colours = np.repeat([c for c, _ in targets], f).reshape(n, f)
-    mistaken = collections.Counter(f"{want}->{got}" for want, got
-                                   in zip(wanted_colours.ravel(), colours.ravel()) if want != got)
+    mistaken = collections.Counter(
+        f"{want}->{got}"
+        for want, got in zip(wanted_colours.ravel(), colours.ravel(), strict=False)
+        if want != got
+    )
     return {
-        "videos": n, "frames_per_video": f,
+        "videos": n,
+        "frames_per_video": f,
         "digit_accuracy": float(np.mean(read == digits)),
         "colour_accuracy": float(np.mean(colours == wanted_colours)),
-        "digit_agreement_within_video": float(np.mean([np.bincount(r, minlength=10).max() / f
-                                                       for r in read])),
+        "digit_agreement_within_video": float(
+            np.mean([np.bincount(r, minlength=10).max() / f for r in read])
+        ),
         **motion(videos),
         "colour_mistakes": dict(mistaken.most_common()),  # "wanted->drawn": frames
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", default=str(ROOT / "runs/quickstart/checkpoints"))
-    parser.add_argument("--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)")
+    parser.add_argument(
+        "--data_dir", default="", help="default: beside CHECKPOINTS (the quickstart's)"
+    )
     parser.add_argument("--through", default="keyframes", choices=("keyframes", "interpolation"))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=0.0, help="D^t's; 0: its config's")
-    parser.add_argument("--prior_guidance", type=float, default=0.0, help="the prior's; 0: its config's")
-    parser.add_argument("--frame_noise_correlation", type=float, default=-1.0,
-                        help="of D^t's (and ↑F's) initial noise; negative: their configs'")
-    parser.add_argument("--frame_noise_drift", type=float, default=-1.0,
-                        help="pixels a frame D^t's shared noise drifts; negative: its config's")
-    parser.add_argument("--steady_motion_strength", type=float, default=-1.0,
-                        help="D^t's steady-motion second pass; 0: none; negative: its config's")
-    parser.add_argument("--candidates", type=int, default=0,
-                        help="keyframe videos drawn per prompt, CLIP keeping one; 0: D^t's config's")
-    parser.add_argument("--start_strength", type=float, default=-1.0,
-                        help="where ↑F starts from the keyframes' blend (1: pure noise); negative: "
-                             "its config's")
+    parser.add_argument(
+        "--prior_guidance", type=float, default=0.0, help="the prior's; 0: its config's"
+    )
+    parser.add_argument(
+        "--frame_noise_correlation",
+        type=float,
+        default=-1.0,
+        help="of D^t's (and ↑F's) initial noise; negative: their configs'",
+    )
+    parser.add_argument(
+        "--frame_noise_drift",
+        type=float,
+        default=-1.0,
+        help="pixels a frame D^t's shared noise drifts; negative: its config's",
+    )
+    parser.add_argument(
+        "--steady_motion_strength",
+        type=float,
+        default=-1.0,
+        help="D^t's steady-motion second pass; 0: none; negative: its config's",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        help="keyframe videos drawn per prompt, CLIP keeping one; 0: D^t's config's",
+    )
+    parser.add_argument(
+        "--start_strength",
+        type=float,
+        default=-1.0,
+        help="where ↑F starts from the keyframes' blend (1: pure noise); negative: its config's",
+    )
     parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
     args = parser.parse_args()
     import jax.numpy as jnp
@@ -208,7 +247,9 @@ def main() -> None:
     from mav_jax.models.clip import unit
     from mav_jax.parallel import make_mesh
 
-    stages = ("clip", "prior", "keyframes") + (("interpolation",) if args.through == "interpolation" else ())
+    stages = ("clip", "prior", "keyframes") + (
+        ("interpolation",) if args.through == "interpolation" else ()
+    )
     cascade = Cascade.load(args.checkpoints, make_mesh({"data": -1}), stages)
     keyframes = cascade.stages["keyframes"]
     data_dir = args.data_dir or str(pathlib.Path(args.checkpoints).parent / "data")
@@ -220,7 +261,9 @@ def main() -> None:
     eval_frames, eval_digits, eval_colours = stage_frames(
         keyframes.stage, dataset, "eval", data_dir, 256
     )
-    eval_seeds = range(SPLIT_SEEDS["eval"], SPLIT_SEEDS["eval"] + len(video_source(dataset, "eval", data_dir)))
+    eval_seeds = range(
+        SPLIT_SEEDS["eval"], SPLIT_SEEDS["eval"] + len(video_source(dataset, "eval", data_dir))
+    )
     frame_size = tfds.builder(dataset, data_dir=data_dir).builder_config.frame_size
     reader = digit_reader(keyframes.stage.resolution, frame_size, eval_seeds)
     ceiling = float(np.mean(reader.predict(digit_windows(eval_frames)) == eval_digits))
@@ -228,31 +271,46 @@ def main() -> None:
 
     directions = [direction_name(v) for v in ((0, 1), (0, -1), (-1, 0), (1, 0), (1, 1))]
     wanted = [(colour, digit) for colour in COLORS for digit in range(10)]
-    prompts = [f"{'an' if c[0] in 'aeiou' else 'a'} {c} {d} moving {directions[i % len(directions)]}"
-               for i, (c, d) in enumerate(wanted)]  # fmt: skip
-    options = SamplingOptions(seed=args.seed, steps=args.steps, guidance=args.guidance,
-                              prior_guidance=args.prior_guidance,
-                              frame_noise_correlation=args.frame_noise_correlation,
-                              frame_noise_drift=args.frame_noise_drift,
-                              steady_motion_strength=args.steady_motion_strength,
-                              keyframe_candidates=args.candidates,
-                              start_strength=args.start_strength)
-    result = {"checkpoints": args.checkpoints, "through": args.through, "sampler_steps": args.steps,
-              "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
-              "prior_guidance": args.prior_guidance
-              or float(cascade.stages["prior"].config.diffusion.guidance_scale),
-              "frame_noise_correlation": keyframes.stage.frame_noise_correlation
-              if args.frame_noise_correlation < 0 else args.frame_noise_correlation,
-              "frame_noise_drift": keyframes.stage.frame_noise_drift
-              if args.frame_noise_drift < 0 else args.frame_noise_drift,
-              "steady_motion_strength": keyframes.stage.steady_motion_strength
-              if args.steady_motion_strength < 0 else args.steady_motion_strength,
-              "candidates": args.candidates or keyframes.stage.candidates,
-              "interpolation_start_strength": args.start_strength if args.start_strength >= 0
-              else cascade.stages["interpolation"].stage.start_strength
-              if "interpolation" in cascade.stages else None,
-              "reader_accuracy_on_real_eval_frames": ceiling,
-              "colour_reader_accuracy_on_real_eval_frames": colour_ceiling}  # fmt: skip
+    prompts = [
+        f"{'an' if c[0] in 'aeiou' else 'a'} {c} {d} moving {directions[i % len(directions)]}"
+        for i, (c, d) in enumerate(wanted)
+    ]
+    options = SamplingOptions(
+        seed=args.seed,
+        steps=args.steps,
+        guidance=args.guidance,
+        prior_guidance=args.prior_guidance,
+        frame_noise_correlation=args.frame_noise_correlation,
+        frame_noise_drift=args.frame_noise_drift,
+        steady_motion_strength=args.steady_motion_strength,
+        keyframe_candidates=args.candidates,
+        start_strength=args.start_strength,
+    )
+    result = {
+        "checkpoints": args.checkpoints,
+        "through": args.through,
+        "sampler_steps": args.steps,
+        "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
+        "prior_guidance": args.prior_guidance
+        or float(cascade.stages["prior"].config.diffusion.guidance_scale),
+        "frame_noise_correlation": keyframes.stage.frame_noise_correlation
+        if args.frame_noise_correlation < 0
+        else args.frame_noise_correlation,
+        "frame_noise_drift": keyframes.stage.frame_noise_drift
+        if args.frame_noise_drift < 0
+        else args.frame_noise_drift,
+        "steady_motion_strength": keyframes.stage.steady_motion_strength
+        if args.steady_motion_strength < 0
+        else args.steady_motion_strength,
+        "candidates": args.candidates or keyframes.stage.candidates,
+        "interpolation_start_strength": args.start_strength
+        if args.start_strength >= 0
+        else cascade.stages["interpolation"].stage.start_strength
+        if "interpolation" in cascade.stages
+        else None,
+        "reader_accuracy_on_real_eval_frames": ceiling,
+        "colour_reader_accuracy_on_real_eval_frames": colour_ceiling,
+    }
     frames_per_clip = keyframes.stage.num_frames  # the first clips' middle frames: (N, H, W, 3)
     real_frames = video_frames[frames_per_clip // 2 :: frames_per_clip][: len(wanted)]
     real_digits = video_digits[::frames_per_clip][: len(wanted)]
@@ -264,7 +322,7 @@ def main() -> None:
         "from_prompts": (cascade.embed_prompts(prompts, options), wanted),
         "from_real_frames": (
             unit(cascade.clip.encode_image(jnp.asarray(real_frames))),
-            list(zip(real_colours.tolist(), real_digits.tolist())),
+            list(zip(real_colours.tolist(), real_digits.tolist(), strict=False)),
         ),
     }
     for name, (embeddings, targets) in conditions.items():

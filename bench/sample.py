@@ -71,11 +71,13 @@ def main() -> None:
     quickstart = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                   f"{jax.device_count()} {jax.devices()[0].platform} device(s)",
-        "videos_per_batch": args.videos, "sampler_steps": args.steps,
-        "seconds_per_video": per_video, "seconds_per_video_total": sum(per_video.values()),
+        f"{jax.device_count()} {jax.devices()[0].platform} device(s)",
+        "videos_per_batch": args.videos,
+        "sampler_steps": args.steps,
+        "seconds_per_video": per_video,
+        "seconds_per_video_total": sum(per_video.values()),
         "quickstart_seconds_per_stage": quickstart,
-    }  # fmt: skip
+    }
     print(json.dumps(result, indent=1))
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:

@@ -62,10 +62,20 @@ def main(workdir: str) -> None:
         print(f"t={t}: one-step x0 MSE {float(jnp.mean((x0 - images) ** 2)):.4f}")
     x_T = jax.random.normal(jax.random.key(0), images.shape)
     for num_steps in (20, 100):
-        samples = ddim_sample(denoise, params, x_T, jax.random.key(1), stage.schedule, cond,
-                              num_steps=num_steps, prediction=stage.prediction)  # fmt: skip
-        print(f"DDIM {num_steps} steps: sample mean {float(samples.mean()):.3f}, "
-              f"saturated {float((jnp.abs(samples) > 0.99).mean()):.3f}")
+        samples = ddim_sample(
+            denoise,
+            params,
+            x_T,
+            jax.random.key(1),
+            stage.schedule,
+            cond,
+            num_steps=num_steps,
+            prediction=stage.prediction,
+        )
+        print(
+            f"DDIM {num_steps} steps: sample mean {float(samples.mean()):.3f}, "
+            f"saturated {float((jnp.abs(samples) > 0.99).mean()):.3f}"
+        )
 
 
 if __name__ == "__main__":

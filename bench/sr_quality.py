@@ -41,8 +41,10 @@ def held_out_pairs(stage, dataset: str, data_dir: str, count: int):
 
 def scores(out: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     chroma = lambda v: v - v.mean(axis=-1, keepdims=True)  # noqa: E731
-    result = {"mse": float(np.mean((out - truth) ** 2)),
-              "colour_error": float(np.mean(np.abs(chroma(out) - chroma(truth))))}  # fmt: skip
+    result = {
+        "mse": float(np.mean((out - truth) ** 2)),
+        "colour_error": float(np.mean(np.abs(chroma(out) - chroma(truth)))),
+    }
     if truth.shape[1] > 1:
         steps = lambda v: np.mean(np.diff(v, axis=1) ** 2)  # noqa: E731
         result["flicker"] = float(steps(out) / steps(truth))
@@ -53,9 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, clips=16, json_name="sr_quality.json")
     parser.add_argument("--stages", default="sr_low,sr_high")
-    parser.add_argument("--consistency", default="",
-                        help="comma-separated low_res_consistency weights to compare (default: "
-                             "each config's)")
+    parser.add_argument(
+        "--consistency",
+        default="",
+        help="comma-separated low_res_consistency weights to compare (default: each config's)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
@@ -74,16 +78,26 @@ def main() -> None:
         config, graphdef, params = load_weights(os.path.join(args.checkpoints, name), mesh)
         stage = stage_from_config(config)
         truth, low, fps = held_out_pairs(stage, config.data.dataset, data, args.clips)
-        results[f"{name}: bilinear"] = scores(np.asarray(upsample(jnp.asarray(low), truth.shape[2])), truth)
-        for start, held in itertools.product(number_list(args.starts, stage.start_strength),
-                                             number_list(args.consistency, stage.low_res_consistency)):  # fmt: skip
+        results[f"{name}: bilinear"] = scores(
+            np.asarray(upsample(jnp.asarray(low), truth.shape[2])), truth
+        )
+        for start, held in itertools.product(
+            number_list(args.starts, stage.start_strength),
+            number_list(args.consistency, stage.low_res_consistency),
+        ):
             variant = dataclasses.replace(stage, start_strength=start, low_res_consistency=held)
             upscale = jax.jit(functools.partial(variant.upscale, graphdef, num_steps=args.steps))
-            out = upscale(params, jax.random.key(0), jnp.asarray(low),
-                          jnp.asarray(fps) if stage.unet.fps_conditioning else None)  # fmt: skip
+            out = upscale(
+                params,
+                jax.random.key(0),
+                jnp.asarray(low),
+                jnp.asarray(fps) if stage.unet.fps_conditioning else None,
+            )
             results[f"{name}: start {start:g}, held {held:g}"] = scores(np.asarray(out), truth)
-        print(f"{name}: {len(truth)} held-out clips of {truth.shape[1]} frames, "
-              f"{low.shape[2]} -> {truth.shape[2]}")  # fmt: skip
+        print(
+            f"{name}: {len(truth)} held-out clips of {truth.shape[1]} frames, "
+            f"{low.shape[2]} -> {truth.shape[2]}"
+        )
 
     print(f"\n{args.steps} sampler steps\n")
     print(f"| {'':34s} | mse | colour error | flicker (truth = 1) |\n|---|---|---|---|")

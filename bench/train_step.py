@@ -49,10 +49,13 @@ def worker(devices: int, axis: str, steps: int, warmup: int) -> dict:
     batch_size = config.train.global_batch_size
     rng = np.random.default_rng(0)
     shape = (batch_size, stage.num_frames, stage.resolution, stage.resolution, 3)
-    batch = {"video": rng.uniform(-1, 1, shape).astype(np.float32),
-             "fps": np.full((batch_size,), 12.0, np.float32)}  # fmt: skip
-    step_fn = make_train_step(graphdef, stage, optimizer, mesh, state, batch,
-                              ema_decay=config.train.ema_decay)  # fmt: skip
+    batch = {
+        "video": rng.uniform(-1, 1, shape).astype(np.float32),
+        "fps": np.full((batch_size,), 12.0, np.float32),
+    }
+    step_fn = make_train_step(
+        graphdef, stage, optimizer, mesh, state, batch, ema_decay=config.train.ema_decay
+    )
     batch = jax.device_put(batch, step_fn.lower(state, batch).compile().input_shardings[0][1])
     began = time.perf_counter()
     compiled = step_fn.lower(state, batch).compile()
@@ -69,22 +72,34 @@ def worker(devices: int, axis: str, steps: int, warmup: int) -> dict:
     seconds = statistics.median(times)
     params = sum(x.size for x in jax.tree.leaves(state.params))
     return {
-        "devices": devices, "mesh": dict(mesh.shape), "params": int(params),
-        "batch": batch_size, "clip": list(shape[1:]), "compile_s": compile_s,
-        "steps_per_s": 1 / seconds, "samples_per_s": batch_size / seconds,
-        "flops_per_device_per_step": flops, "tflops_per_device": flops / seconds / 1e12,
+        "devices": devices,
+        "mesh": dict(mesh.shape),
+        "params": int(params),
+        "batch": batch_size,
+        "clip": list(shape[1:]),
+        "compile_s": compile_s,
+        "steps_per_s": 1 / seconds,
+        "samples_per_s": batch_size / seconds,
+        "flops_per_device_per_step": flops,
+        "tflops_per_device": flops / seconds / 1e12,
         "memory_per_device_bytes": {
-            "arguments": memory.argument_size_in_bytes, "outputs": memory.output_size_in_bytes,
-            "aliased": memory.alias_size_in_bytes, "temporaries": memory.temp_size_in_bytes,
+            "arguments": memory.argument_size_in_bytes,
+            "outputs": memory.output_size_in_bytes,
+            "aliased": memory.alias_size_in_bytes,
+            "temporaries": memory.temp_size_in_bytes,
         },
         "step_times_s": times,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--meshes", nargs="+", default=["1:data", "8:data", "8:fsdp"],
-                        help="DEVICES:AXIS, the axis all devices go to")  # fmt: skip
+    parser.add_argument(
+        "--meshes",
+        nargs="+",
+        default=["1:data", "8:data", "8:fsdp"],
+        help="DEVICES:AXIS, the axis all devices go to",
+    )
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", help="also write the figures to this file")
@@ -98,27 +113,47 @@ def main() -> None:
     rows = []
     for mesh in args.meshes:
         out = subprocess.run(
-            [sys.executable, __file__, f"--worker={mesh}", f"--steps={args.steps}",
-             f"--warmup={args.warmup}"],
-            check=True, capture_output=True, text=True, cwd=ROOT,
+            [
+                sys.executable,
+                __file__,
+                f"--worker={mesh}",
+                f"--steps={args.steps}",
+                f"--warmup={args.warmup}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        )  # fmt: skip
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"host: {platform.processor() or platform.machine()} x{os.cpu_count()}")
     r0 = rows[0]
-    print(f"keyframes tiny, video phase: {r0['params'] / 1e6:.2f}M params, batch {r0['batch']} "
-          f"clips of {r0['clip']}")  # fmt: skip
-    print(f"{'mesh':<28}{'steps/s':>9}{'samples/s':>11}{'TFLOP/s/dev':>13}"
-          f"{'args MiB':>10}{'temp MiB':>10}{'compile s':>11}")  # fmt: skip
+    print(
+        f"keyframes tiny, video phase: {r0['params'] / 1e6:.2f}M params, batch {r0['batch']} "
+        f"clips of {r0['clip']}"
+    )
+    print(
+        f"{'mesh':<28}{'steps/s':>9}{'samples/s':>11}{'TFLOP/s/dev':>13}"
+        f"{'args MiB':>10}{'temp MiB':>10}{'compile s':>11}"
+    )
     for r in rows:
         mem = r["memory_per_device_bytes"]
-        print(f"{json.dumps(r['mesh']):<28}{r['steps_per_s']:>9.3f}{r['samples_per_s']:>11.2f}"
-              f"{r['tflops_per_device']:>13.5f}{mem['arguments'] / 2**20:>10.1f}"
-              f"{mem['temporaries'] / 2**20:>10.1f}{r['compile_s']:>11.1f}")  # fmt: skip
+        print(
+            f"{json.dumps(r['mesh']):<28}{r['steps_per_s']:>9.3f}{r['samples_per_s']:>11.2f}"
+            f"{r['tflops_per_device']:>13.5f}{mem['arguments'] / 2**20:>10.1f}"
+            f"{mem['temporaries'] / 2**20:>10.1f}{r['compile_s']:>11.1f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"host": {"processor": platform.processor(), "cpu_count": os.cpu_count()},
-                       "rows": rows}, f, indent=2)  # fmt: skip
+            json.dump(
+                {
+                    "host": {"processor": platform.processor(), "cpu_count": os.cpu_count()},
+                    "rows": rows,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

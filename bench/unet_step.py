@@ -173,22 +173,30 @@ def main() -> None:
     }
     ours = bench_mav_jax(args.steps, args.warmup)
     roofline = matmul_gflops()
-    result = {"host": host, "config": {"batch": BATCH, "frames": FRAMES, "size": SIZE}, "mav_jax": ours,
-              "matmul_roofline_gflops": roofline}  # fmt: skip
+    result = {
+        "host": host,
+        "config": {"batch": BATCH, "frames": FRAMES, "size": SIZE},
+        "mav_jax": ours,
+        "matmul_roofline_gflops": roofline,
+    }
     print(f"host: {host['processor']} x{host['cpu_count']}, jax {host['jax']} on {host['backend']}")
     print(f"config: batch {BATCH}, {FRAMES} frames, {SIZE}x{SIZE}x{CHANNELS}, timestep-conditioned")
-    print(f"mav_jax : {ours['params'] / 1e6:.2f}M params, compile {ours['compile_s']:.1f}s, "
-          f"{ours['ms_per_step']:.1f} ms/step, {ours['samples_per_s']:.2f} samples/s, "
-          f"{ours['flops_per_step'] / 1e9:.2f} GFLOP/step (XLA), {ours['achieved_gflops']:.1f} GFLOP/s "
-          f"({100 * ours['achieved_gflops'] / roofline:.0f}% of matmul {roofline:.1f} GFLOP/s)")  # fmt: skip
+    print(
+        f"mav_jax : {ours['params'] / 1e6:.2f}M params, compile {ours['compile_s']:.1f}s, "
+        f"{ours['ms_per_step']:.1f} ms/step, {ours['samples_per_s']:.2f} samples/s, "
+        f"{ours['flops_per_step'] / 1e9:.2f} GFLOP/step (XLA), {ours['achieved_gflops']:.1f} GFLOP/s "
+        f"({100 * ours['achieved_gflops'] / roofline:.0f}% of matmul {roofline:.1f} GFLOP/s)"
+    )
     if not args.no_peer:
         peer = bench_peer(args.steps, args.warmup)
         result["peer"] = peer
         result["ours_over_peer_time"] = ours["ms_per_step"] / peer["ms_per_step"]
-        print(f"peer    : make-a-video-pytorch SpaceTimeUnet, {peer['params'] / 1e6:.2f}M params, "
-              f"torch {peer['torch']} ({peer['torch_threads']} threads), {peer['ms_per_step']:.1f} ms/step, "
-              f"{peer['samples_per_s']:.2f} samples/s, {peer['flops_per_step'] / 1e9:.2f} GFLOP/step "
-              f"(torch FlopCounterMode: matmuls and convs only), {peer['achieved_gflops']:.1f} GFLOP/s")  # fmt: skip
+        print(
+            f"peer    : make-a-video-pytorch SpaceTimeUnet, {peer['params'] / 1e6:.2f}M params, "
+            f"torch {peer['torch']} ({peer['torch_threads']} threads), {peer['ms_per_step']:.1f} ms/step, "
+            f"{peer['samples_per_s']:.2f} samples/s, {peer['flops_per_step'] / 1e9:.2f} GFLOP/step "
+            f"(torch FlopCounterMode: matmuls and convs only), {peer['achieved_gflops']:.1f} GFLOP/s"
+        )
         print(f"mav_jax time / peer time: {result['ours_over_peer_time']:.2f}")
     if args.json:
         with open(args.json, "w") as f:

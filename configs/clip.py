@@ -16,16 +16,40 @@ from configs import common
 def clip_model_config(variant: str) -> ml_collections.ConfigDict:
     """Keys are exactly `mav_jax.models.clip.ClipConfig`'s fields."""
     if common.check_variant(variant) == "tiny":
-        return ml_collections.ConfigDict(dict(
-            embed_dim=64, image_size=32, patch_size=8, vision_width=128, vision_layers=2,
-            vision_heads=2, context_length=24, vocab_size=0, text_width=128, text_layers=2,
-            text_heads=2, activation="quick_gelu", remat=False,
-        ))  # fmt: skip
-    return ml_collections.ConfigDict(dict(  # ViT-L/14 at 224 (Radford et al. 2021, table 20)
-        embed_dim=768, image_size=224, patch_size=14, vision_width=1024, vision_layers=24,
-        vision_heads=16, context_length=77, vocab_size=49408, text_width=768, text_layers=12,
-        text_heads=12, activation="quick_gelu", remat=True,
-    ))  # fmt: skip
+        return ml_collections.ConfigDict(
+            dict(
+                embed_dim=64,
+                image_size=32,
+                patch_size=8,
+                vision_width=128,
+                vision_layers=2,
+                vision_heads=2,
+                context_length=24,
+                vocab_size=0,
+                text_width=128,
+                text_layers=2,
+                text_heads=2,
+                activation="quick_gelu",
+                remat=False,
+            )
+        )
+    return ml_collections.ConfigDict(
+        dict(  # ViT-L/14 at 224 (Radford et al. 2021, table 20)
+            embed_dim=768,
+            image_size=224,
+            patch_size=14,
+            vision_width=1024,
+            vision_layers=24,
+            vision_heads=16,
+            context_length=77,
+            vocab_size=49408,
+            text_width=768,
+            text_layers=12,
+            text_heads=12,
+            activation="quick_gelu",
+            remat=True,
+        )
+    )
 
 
 def tokenizer_spec(variant: str) -> str:
@@ -37,10 +61,15 @@ def tokenizer_spec(variant: str) -> str:
 def image_text_data(variant: str) -> ml_collections.ConfigDict:
     """The captioned-image data the CLIP and prior stages train on."""
     tiny = common.check_variant(variant) == "tiny"
-    return ml_collections.ConfigDict(dict(
-        dataset="moving_digits/tiny" if tiny else "moving_digits/small", data_dir="",
-        split="image_text", resolution=32 if tiny else 64, worker_count=0,
-    ))  # fmt: skip
+    return ml_collections.ConfigDict(
+        dict(
+            dataset="moving_digits/tiny" if tiny else "moving_digits/small",
+            data_dir="",
+            split="image_text",
+            resolution=32 if tiny else 64,
+            worker_count=0,
+        )
+    )
 
 
 def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:

@@ -24,11 +24,18 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.seed = 0
     config.clip_from = ""  # a CLIP export directory (required)
     config.clip_tokenizer = clip_configs.tokenizer_spec(variant)
-    config.prior = ml_collections.ConfigDict(dict(
-        embed_dim=clip.embed_dim, text_width=clip.text_width, context_length=clip.context_length,
-        width=128 if tiny else 2048, depth=2 if tiny else 24, num_heads=2 if tiny else 32,
-        dtype="float32" if tiny else "bfloat16", remat=not tiny,
-    ))  # fmt: skip
+    config.prior = ml_collections.ConfigDict(
+        dict(
+            embed_dim=clip.embed_dim,
+            text_width=clip.text_width,
+            context_length=clip.context_length,
+            width=128 if tiny else 2048,
+            depth=2 if tiny else 24,
+            num_heads=2 if tiny else 32,
+            dtype="float32" if tiny else "bfloat16",
+            remat=not tiny,
+        )
+    )
     config.diffusion = common.diffusion_config()
     config.diffusion.sampling_steps = 25 if tiny else 64  # unCLIP samples its prior in 64 steps
     config.diffusion.guidance_scale = 2.0 if tiny else 4.0

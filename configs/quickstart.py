@@ -21,8 +21,15 @@ KEYFRAME_RESOLUTION = 16  # D^t's and ↑F's frames, and CLIP's and the prior's 
 # (bench/prompt_fidelity.py, 0.8 correlation; the digit's centre steps 2.03 px a frame in real
 # clips): width 32, 150 steps: step 0.64 px, digit right in 28% of frames; width 16, 1500 steps
 # at lr 5e-4: 1.03 px, 28%; at 2e-3: 1.26 px, 47%; at 4e-3: 1.19 px, 55%.
-UNET = dict(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
-            num_heads=2, embedding_dim=64, dropout=0.0)  # fmt: skip
+UNET = dict(
+    base_channels=16,
+    channel_mults=(1, 2),
+    num_res_blocks=1,
+    attention_levels=(1,),
+    num_heads=2,
+    embedding_dim=64,
+    dropout=0.0,
+)
 # Sampling only (training is unchanged): D^t's keyframes start from mixed noise, 0.8 correlated,
 # so they agree on the digit's shape (more than the temporal layers of so short a run make them),
 # and the shared part drifts 2 pixels a frame (diffusion/frame_motion.py; the digit's centre steps
@@ -74,15 +81,25 @@ PROMPTS = (
 
 def _step_fields(steps: int) -> dict:
     """A run's step count and the warmup, checkpoint and log intervals that follow from it."""
-    return dict(num_steps=steps, warmup_steps=min(50, steps // 10),
-                checkpoint_every=max(steps // 4, 1), log_every=max(steps // 20, 1))  # fmt: skip
+    return dict(
+        num_steps=steps,
+        warmup_steps=min(50, steps // 10),
+        checkpoint_every=max(steps // 4, 1),
+        log_every=max(steps // 20, 1),
+    )
 
 
 def _train(config, steps: int, batch: int, lr: float, **extra) -> None:
     """No trainer samples: the quickstart's own videos keep every stage's output, and each
     stage's sampler compile would cost about half a minute."""
-    config.train.update(global_batch_size=batch, learning_rate=lr, sample_every=0, num_samples=0,
-                        **_step_fields(steps), **extra)  # fmt: skip
+    config.train.update(
+        global_batch_size=batch,
+        learning_rate=lr,
+        sample_every=0,
+        num_samples=0,
+        **_step_fields(steps),
+        **extra,
+    )
     config.mesh.update(data=-1, fsdp=1, tensor=1)
     # Local files on 2 cores: one reading thread, one batch ahead. Grain's 16 threads and 500
     # records ahead cost 10-15 ms a batch in its own bookkeeping here.
@@ -94,8 +111,9 @@ def _override_steps(runs: list, run_steps: Mapping[str, int]) -> list:
     names = [name for name, _ in runs]
     unknown = sorted(set(run_steps) - set(names))
     if unknown:
-        raise ValueError(f"No quickstart run is named {', '.join(unknown)}; the runs are "
-                         f"{', '.join(names)}.")  # fmt: skip
+        raise ValueError(
+            f"No quickstart run is named {', '.join(unknown)}; the runs are {', '.join(names)}."
+        )
     for name, config in runs:
         if name in run_steps:
             if run_steps[name] < 1:
@@ -104,8 +122,9 @@ def _override_steps(runs: list, run_steps: Mapping[str, int]) -> list:
     return runs
 
 
-def stages(data_dir: str, workdir: str, scale: float = 1.0,
-           run_steps: Mapping[str, int] | None = None) -> list[tuple[str, ml_collections.ConfigDict]]:  # fmt: skip
+def stages(
+    data_dir: str, workdir: str, scale: float = 1.0, run_steps: Mapping[str, int] | None = None
+) -> list[tuple[str, ml_collections.ConfigDict]]:
     """(run name, config) for every training run of the tiny cascade, in order. Later stages read
     earlier ones' exports from WORKDIR/checkpoints/<stage>. `run_steps` (run name -> steps)
     replaces the scaled step counts of the runs it names."""
@@ -136,8 +155,9 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
         c = keyframes.get_config("tiny")
         c.phase, c.clip_from = phase, f"{exports}/clip"
         c.unet.update(UNET)
-        c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_frames=5,
-                      frame_skips=(3,))
+        c.data.update(
+            data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_frames=5, frame_skips=(3,)
+        )
         if phase == "video":
             c.init_from = f"{exports}/keyframes_image"
             c.diffusion.frame_noise_correlation = FRAME_NOISE_CORRELATION
@@ -167,11 +187,13 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     c.init_from, c.clip_from = f"{exports}/keyframes", f"{exports}/clip"
     # Animating an image: from a copy of it at 0.1, the video stood still; moved 0.5 px a frame
     # (real clips' digits: 0.68 at 16x16), it drifts.
-    c.diffusion.update(start_strength=INTERPOLATION_START, start_follows_motion=True,
-                       animation_speed=0.5)
+    c.diffusion.update(
+        start_strength=INTERPOLATION_START, start_follows_motion=True, animation_speed=0.5
+    )
     c.unet.update(UNET)
-    c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_keyframes=3,
-                  keyframe_skip=3)
+    c.data.update(
+        data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_keyframes=3, keyframe_skip=3
+    )
     _train(c, steps(800), 8, 2e-3)
     runs.append(("interpolation", c))
 
@@ -191,13 +213,21 @@ def stages(data_dir: str, workdir: str, scale: float = 1.0,
     c = sr_high.get_config("tiny")
     c.unet.update(sr_unet)
     c.diffusion.update(start_strength=SR_START, low_res_consistency=SR_HELD)
-    c.data.update(dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2)
+    c.data.update(
+        dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2
+    )
     _train(c, steps(900), 16, 6e-3)
     runs.append(("sr_high", c))
     return _override_steps(runs, run_steps or {})
 
 
 # Where each run is exported (WORKDIR/checkpoints/<name>); the cascade reads the stage names.
-EXPORTS = {"clip": "clip", "prior": "prior", "keyframes_image": "keyframes_image",
-           "keyframes_video": "keyframes",
-           "interpolation": "interpolation", "sr_low": "sr_low", "sr_high": "sr_high"}  # fmt: skip
+EXPORTS = {
+    "clip": "clip",
+    "prior": "prior",
+    "keyframes_image": "keyframes_image",
+    "keyframes_video": "keyframes",
+    "interpolation": "interpolation",
+    "sr_low": "sr_low",
+    "sr_high": "sr_high",
+}

@@ -21,7 +21,9 @@ def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_coll
     config.unet.attention_levels = ()
     if not tiny:
         if stage == "sr_high":  # the 256 -> 1024 upsampler's shape: narrower, deeper in scale
-            config.unet.update(base_channels=192, channel_mults=(1, 1, 2, 2, 4, 4), num_res_blocks=2)
+            config.unet.update(
+                base_channels=192, channel_mults=(1, 1, 2, 2, 4, 4), num_res_blocks=2
+            )
     config.diffusion = common.diffusion_config()
     config.diffusion.max_aug_fraction = 0.2  # training: low-res input noised at t_aug < 0.2 T
     config.diffusion.sample_aug_fraction = 0.1  # sampling: a fixed, moderate augmentation
@@ -40,7 +42,9 @@ def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_coll
     config.data.video_split = "video"
     config.data.resolution = resolution  # output size; the input is resolution / factor
     config.data.factor = factor
-    config.data.crop = 0  # train on native-pixel patches of this size (0: whole frames); the cascade
+    config.data.crop = (
+        0  # train on native-pixel patches of this size (0: whole frames); the cascade
+    )
     # samples whole frames, which the attention-free U-Net allows (the trainer's own samples
     # upscale training batches, so they are patches too)
     config.data.num_frames = 4 if tiny else 16  # sr_low only; sr_high trains on images

@@ -88,8 +88,10 @@ def _load_stage(path: str, name: str, mesh: Mesh) -> LoadedStage:
 
     config, graphdef, params = load_weights(path, mesh)
     if config.get("stage") != name:
-        raise CascadeError(f"{path} holds a '{config.get('stage')}' checkpoint, but the cascade "
-                           f"expects '{name}' there.")  # fmt: skip
+        raise CascadeError(
+            f"{path} holds a '{config.get('stage')}' checkpoint, but the cascade "
+            f"expects '{name}' there."
+        )
     return LoadedStage(stage_from_config(config), graphdef, params, config)
 
 
@@ -97,29 +99,37 @@ def _resolution_problems(stages: dict[str, LoadedStage]) -> list[str]:
     """Each stage's input resolution must be the previous stage's output resolution."""
     found = []
     chain = [name for name in VIDEO_STAGES if name in stages]
-    for before, after in zip(chain, chain[1:]):
+    for before, after in zip(chain, chain[1:], strict=False):
         produced = stages[before].stage.resolution
         wanted = stages[after].stage.resolution // getattr(stages[after].stage, "factor", 1)
         if produced != wanted:
-            found.append(f"{before} makes {produced}x{produced} frames but {after} takes "
-                         f"{wanted}x{wanted}")  # fmt: skip
+            found.append(
+                f"{before} makes {produced}x{produced} frames but {after} takes {wanted}x{wanted}"
+            )
     return found
 
 
 def _embedding_problems(stages: dict[str, LoadedStage], clip: FrozenClip | None) -> list[str]:
     """D^t must condition on embeddings of the cascade's CLIP width; ↑F may, or may not at all."""
     found = []
-    widths = {name: stages[name].stage.unet.embedding_dim
-              for name in ("keyframes", "interpolation") if name in stages}  # fmt: skip
+    widths = {
+        name: stages[name].stage.unet.embedding_dim
+        for name in ("keyframes", "interpolation")
+        if name in stages
+    }
     if clip is None:
         if widths.get("interpolation"):
-            found.append("the interpolation stage conditions on CLIP image embeddings, so the "
-                         "cascade needs its clip checkpoint too")  # fmt: skip
+            found.append(
+                "the interpolation stage conditions on CLIP image embeddings, so the "
+                "cascade needs its clip checkpoint too"
+            )
         return found
     for name, width in widths.items():
         if width != clip.embed_dim and (width or name == "keyframes"):
-            found.append(f"the {name} stage conditions on {width}-wide embeddings (0: none) but "
-                         f"the CLIP embeds in {clip.embed_dim}")  # fmt: skip
+            found.append(
+                f"the {name} stage conditions on {width}-wide embeddings (0: none) but "
+                f"the CLIP embeds in {clip.embed_dim}"
+            )
     return found
 
 
@@ -147,7 +157,9 @@ class Cascade:
                 "python -m mav_jax.export, or a training workdir)."
             )
         clip = FrozenClip(os.path.join(directory, "clip"), mesh) if "clip" in stages else None
-        loaded = {s: _load_stage(os.path.join(directory, s), s, mesh) for s in stages if s != "clip"}
+        loaded = {
+            s: _load_stage(os.path.join(directory, s), s, mesh) for s in stages if s != "clip"
+        }
         problems = _resolution_problems(loaded)
         if "prior" in loaded:
             problems += clip_problems(clip, loaded["prior"].stage.prior)
@@ -171,18 +183,24 @@ class Cascade:
 
     def _missing(self, name: str) -> str:
         have = ", ".join(([] if self.clip is None else ["clip"]) + list(self.stages)) or "none"
-        return (f"This cascade was loaded without its {name} stage (it has {have}); pass "
-                f"'{name}' in Cascade.load's stages.")
+        return (
+            f"This cascade was loaded without its {name} stage (it has {have}); pass "
+            f"'{name}' in Cascade.load's stages."
+        )
 
     def _stage(self, name: str, options: SamplingOptions):
         """The stage as loaded, with the sampling options that override its config applied."""
         stage = self._loaded(name).stage
         if options.frame_noise_correlation >= 0 and hasattr(stage, "frame_noise_correlation"):
-            stage = dataclasses.replace(stage, frame_noise_correlation=options.frame_noise_correlation)
+            stage = dataclasses.replace(
+                stage, frame_noise_correlation=options.frame_noise_correlation
+            )
         if options.frame_noise_drift >= 0 and hasattr(stage, "frame_noise_drift"):
             stage = dataclasses.replace(stage, frame_noise_drift=options.frame_noise_drift)
         if options.steady_motion_strength >= 0 and hasattr(stage, "steady_motion_strength"):
-            stage = dataclasses.replace(stage, steady_motion_strength=options.steady_motion_strength)
+            stage = dataclasses.replace(
+                stage, steady_motion_strength=options.steady_motion_strength
+            )
             if problems := steady_motion_problems(stage.steady_motion_strength):
                 raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
         if options.keyframe_candidates and hasattr(stage, "candidates"):
@@ -215,7 +233,11 @@ class Cascade:
 
     def keyframe_fps(self, options: SamplingOptions) -> float:
         """The keyframes' frame rate: the output's, divided by the interpolation's frame skip."""
-        skip = self.stages["interpolation"].stage.keyframe_skip if "interpolation" in self.stages else 1
+        skip = (
+            self.stages["interpolation"].stage.keyframe_skip
+            if "interpolation" in self.stages
+            else 1
+        )
         return self.output_fps(options) / skip
 
     def fps_of(self, stage: str, options: SamplingOptions) -> float:
@@ -234,13 +256,20 @@ class Cascade:
         text_embedding, text_tokens = clip.encode_text(tokens)
         guidance = options.prior_guidance or float(prior.config.diffusion.guidance_scale)
         steps = self._steps("prior", options)
-        sample = self._jit(("prior", steps, guidance), functools.partial(
-            sample_image_embeddings, prior.graphdef, schedule=prior.stage.schedule,
-            num_steps=steps, guidance_scale=guidance,
-        ))  # fmt: skip
+        sample = self._jit(
+            ("prior", steps, guidance),
+            functools.partial(
+                sample_image_embeddings,
+                prior.graphdef,
+                schedule=prior.stage.schedule,
+                num_steps=steps,
+                guidance_scale=guidance,
+            ),
+        )
         key = jax.random.key(options.seed)
-        return sample(prior.params, key, text_tokens=text_tokens, tokens=tokens,
-                      text_embedding=text_embedding)[:n]  # fmt: skip
+        return sample(
+            prior.params, key, text_tokens=text_tokens, tokens=tokens, text_embedding=text_embedding
+        )[:n]
 
     def keyframes(self, embeddings: jax.Array, options: SamplingOptions) -> jax.Array:
         """(N, E) unit CLIP image embeddings -> (N, F, H, W, 3) keyframes: with more than one
@@ -250,8 +279,9 @@ class Cascade:
         videos, scores = self.keyframe_candidates(embeddings, options)
         return videos[jnp.arange(videos.shape[0]), jnp.argmax(scores, axis=1)]
 
-    def keyframe_candidates(self, embeddings: jax.Array,
-                            options: SamplingOptions) -> tuple[jax.Array, jax.Array]:  # fmt: skip
+    def keyframe_candidates(
+        self, embeddings: jax.Array, options: SamplingOptions
+    ) -> tuple[jax.Array, jax.Array]:
         """K keyframe videos per embedding, (N, K, F, H, W, 3), and their CLIP scores (N, K): the
         cosine between the CLIP image embedding of a video's middle keyframe (the frame whose
         embedding D^t is trained on) and the embedding it was drawn from. CLIP reranking (as
@@ -285,15 +315,35 @@ class Cascade:
         stage = self._stage("keyframes", options)
 
         def generate(params, key, embeddings):
-            return stage.generate(kf.graphdef, params, key, count, fps, steps,
-                                  embeddings if conditioned else None, guidance)  # fmt: skip
+            return stage.generate(
+                kf.graphdef,
+                params,
+                key,
+                count,
+                fps,
+                steps,
+                embeddings if conditioned else None,
+                guidance,
+            )
 
-        settings = (count, fps, steps, guidance, stage.frame_noise_correlation,
-                    stage.frame_noise_drift, stage.steady_motion_strength)  # fmt: skip
+        settings = (
+            count,
+            fps,
+            steps,
+            guidance,
+            stage.frame_noise_correlation,
+            stage.frame_noise_drift,
+            stage.steady_motion_strength,
+        )
         return self._jit(("keyframes", *settings), generate)(kf.params, key, embeddings)[:n]
 
-    def interpolate(self, video: jax.Array, mask: np.ndarray, embeddings: jax.Array | None,
-                    options: SamplingOptions) -> jax.Array:  # fmt: skip
+    def interpolate(
+        self,
+        video: jax.Array,
+        mask: np.ndarray,
+        embeddings: jax.Array | None,
+        options: SamplingOptions,
+    ) -> jax.Array:
         """↑F on (N, F, H, W, 3): frames where `mask` (F,) is 1 come back exactly. `embeddings`
         (N, E) are the videos' unit CLIP image embeddings (None: ↑F is not conditioned)."""
         interp = self._loaded("interpolation")
@@ -308,14 +358,20 @@ class Cascade:
         guidance = float(interp.config.diffusion.get("guidance_scale", 1.0))
         stage = self._stage("interpolation", options)
         settings = ("interpolation", steps, stage.frame_noise_correlation, stage.start_strength)
-        generate = self._jit(settings, functools.partial(
-            stage.generate, interp.graphdef, num_steps=steps,
-            guidance_scale=None if guidance == 1.0 else guidance,
-        ))  # fmt: skip
+        generate = self._jit(
+            settings,
+            functools.partial(
+                stage.generate,
+                interp.graphdef,
+                num_steps=steps,
+                guidance_scale=None if guidance == 1.0 else guidance,
+            ),
+        )
         return generate(interp.params, key, video, masks, fps, embedding=embeddings)[:n]
 
-    def interpolate_keyframes(self, keyframes: jax.Array, embeddings: jax.Array | None,
-                              options: SamplingOptions) -> jax.Array:  # fmt: skip
+    def interpolate_keyframes(
+        self, keyframes: jax.Array, embeddings: jax.Array | None, options: SamplingOptions
+    ) -> jax.Array:
         """↑F from keyframes (N, K, H, W, 3): (N, (K - 1) * keyframe_skip + 1, H, W, 3), the
         keyframes kept exactly and the frames between them generated."""
         skip = self._loaded("interpolation").stage.keyframe_skip
@@ -329,15 +385,16 @@ class Cascade:
         key = jax.random.fold_in(jax.random.key(options.seed), 3 + VIDEO_STAGES.index(name))
         steps, stage = self._steps(name, options), self._stage(name, options)
         settings = (name, steps, stage.start_strength, stage.low_res_consistency)
-        upscale = self._jit(settings, functools.partial(
-            stage.upscale, sr.graphdef, num_steps=steps
-        ))  # fmt: skip
+        upscale = self._jit(
+            settings, functools.partial(stage.upscale, sr.graphdef, num_steps=steps)
+        )
         return upscale(sr.params, key, video, fps if stage.unet.fps_conditioning else None)[:n]
 
     # -- entry points --------------------------------------------------------------------------
 
-    def _after_keyframes(self, keyframes: jax.Array, embeddings: jax.Array,
-                         options: SamplingOptions) -> dict:  # fmt: skip
+    def _after_keyframes(
+        self, keyframes: jax.Array, embeddings: jax.Array, options: SamplingOptions
+    ) -> dict:
         outputs = {"keyframes": keyframes}
         video = keyframes
         if "interpolation" in self.stages:
@@ -374,8 +431,10 @@ class Cascade:
         interp = self._loaded("interpolation").stage
         size = interp.resolution
         if video.shape[1:3] != (size, size):
-            raise ValueError(f"Frames are {video.shape[1]}x{video.shape[2]}; the interpolation "
-                             f"stage works at {size}x{size} (resize them first).")  # fmt: skip
+            raise ValueError(
+                f"Frames are {video.shape[1]}x{video.shape[2]}; the interpolation "
+                f"stage works at {size}x{size} (resize them first)."
+            )
         if mode == "interpolate":
             given = spread_keyframes(video[None], interp.keyframe_skip)[0][0]
             frames = given.shape[0]
@@ -391,7 +450,9 @@ class Cascade:
             raise ValueError(f"Unknown mode '{mode}': interpolate, extrapolate or animate.")
         mask = frame_mask(mode, frames, interp.keyframe_skip)
         # ↑F trained on the embedding of the clip's middle frame: take the given frame nearest it.
-        nearest = int(np.argmin(np.where(mask > 0, np.abs(np.arange(frames) - frames // 2), frames)))
+        nearest = int(
+            np.argmin(np.where(mask > 0, np.abs(np.arange(frames) - frames // 2), frames))
+        )
         conditioned = bool(interp.unet.embedding_dim)
         embedding = self._embed_frames(given[None, nearest]) if conditioned else None
         out = self.interpolate(given[None], mask, embedding, options)

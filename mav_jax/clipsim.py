@@ -39,10 +39,13 @@ def main(argv) -> None:
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"mav_jax.clipsim: {error}")
     record = {
-        "clipsim": result.clipsim, "num_videos": len(result.per_video), "source": _VIDEOS.value,
-        "clip": _CLIP.value, "clip_config": dataclasses.asdict(clip.config),
-        "per_video": dict(zip(result.names, result.per_video)),
-    }  # fmt: skip
+        "clipsim": result.clipsim,
+        "num_videos": len(result.per_video),
+        "source": _VIDEOS.value,
+        "clip": _CLIP.value,
+        "clip_config": dataclasses.asdict(clip.config),
+        "per_video": dict(zip(result.names, result.per_video, strict=False)),
+    }
     print(f"CLIPSIM {result.clipsim:.4f} over {len(result.per_video)} videos")
     with open(_OUTPUT.value, "w") as f:
         json.dump(record, f, indent=1)

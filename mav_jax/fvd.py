@@ -81,8 +81,18 @@ def source_stats(source, protocol, weights_sha, extractor, batch_size, save_to=N
     return stats
 
 
-def run(real, fake, protocol, *, extractor=None, weights_path=None, batch_size=8,
-        save_real=None, save_fake=None, output_json=None) -> dict:  # fmt: skip
+def run(
+    real,
+    fake,
+    protocol,
+    *,
+    extractor=None,
+    weights_path=None,
+    batch_size=8,
+    save_real=None,
+    save_fake=None,
+    output_json=None,
+) -> dict:
     """Compute FVD and return (and optionally write) the JSON record."""
     weights_sha = sha256_of(weights_path) if weights_path else I3D_KINETICS_400_SHA256
     if extractor is None:
@@ -123,14 +133,21 @@ def main(argv) -> None:
             seed=_SEED.value,
         )
         record = run(
-            _REAL.value, _FAKE.value, protocol, weights_path=_WEIGHTS.value,
-            batch_size=_BATCH.value, save_real=_SAVE_REAL.value, save_fake=_SAVE_FAKE.value,
+            _REAL.value,
+            _FAKE.value,
+            protocol,
+            weights_path=_WEIGHTS.value,
+            batch_size=_BATCH.value,
+            save_real=_SAVE_REAL.value,
+            save_fake=_SAVE_FAKE.value,
             output_json=_OUTPUT.value,
-        )  # fmt: skip
+        )
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    print(f"FVD: {record['fvd']:.4f}  ({protocol.num_videos} videos x {protocol.num_frames} frames, "
-          f"{protocol.covariance} covariance; record in {_OUTPUT.value})")  # fmt: skip
+    print(
+        f"FVD: {record['fvd']:.4f}  ({protocol.num_videos} videos x {protocol.num_frames} frames, "
+        f"{protocol.covariance} covariance; record in {_OUTPUT.value})"
+    )
 
 
 if __name__ == "__main__":

@@ -58,13 +58,17 @@ def example_batch(stage, batch_size: int) -> dict:
 
     frames = (stage.num_frames - 1) * max(stage.clips.frame_skips) + 1
     size = stage.resolution
-    record = {"video": np.zeros((frames, size, size, 3), np.uint8), "fps": np.float32(24.0),
-              "caption": b"a caption"}  # fmt: skip
+    record = {
+        "video": np.zeros((frames, size, size, 3), np.uint8),
+        "fps": np.float32(24.0),
+        "caption": b"a caption",
+    }
     record = transform_record(stage.operations(), record, np.random.default_rng(0))
     batch = {
         k: jax.ShapeDtypeStruct((batch_size, *np.shape(v)), np.asarray(v).dtype)
-        for k, v in record.items() if np.asarray(v).dtype.kind in "fiub"
-    }  # fmt: skip
+        for k, v in record.items()
+        if np.asarray(v).dtype.kind in "fiub"
+    }
     # What a frozen network (CLIP) adds to each batch before the step, as shapes.
     if hasattr(stage, "conditioning_shapes"):
         batch.update(stage.conditioning_shapes(batch_size))
@@ -83,11 +87,17 @@ def abstract_train_state(config, stage, mesh):
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     opt_state = jax.tree.map(
         lambda shape, sharding: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding),
-        jax.eval_shape(optimizer.init, params), optimizer_state_shardings(optimizer, params, mesh),
-    )  # fmt: skip
+        jax.eval_shape(optimizer.init, params),
+        optimizer_state_shardings(optimizer, params, mesh),
+    )
     scalar = lambda dtype, shape=(): jax.ShapeDtypeStruct(shape, dtype, sharding=replicated)
-    state = TrainState(step=scalar("int32"), params=params, ema=params, opt_state=opt_state,
-                       rng=scalar("uint32", (2,)))  # fmt: skip
+    state = TrainState(
+        step=scalar("int32"),
+        params=params,
+        ema=params,
+        opt_state=opt_state,
+        rng=scalar("uint32", (2,)),
+    )
     return graphdef, state, optimizer
 
 
@@ -125,28 +135,43 @@ def plan_step(config, mesh_shape: dict, per_device_batch: int, compile: bool = T
     mesh = make_mesh(mesh_shape)
     graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
     batch = example_batch(stage, per_device_batch * per_device_batch_shards(mesh))
-    step = make_train_step(graphdef, stage, optimizer, mesh, state, batch,
-                           grad_accum_steps=config.train.grad_accum_steps)  # fmt: skip
+    step = make_train_step(
+        graphdef,
+        stage,
+        optimizer,
+        mesh,
+        state,
+        batch,
+        grad_accum_steps=config.train.grad_accum_steps,
+    )
     lowered = step.lower(state, batch)
     params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
     if not compile:
         cost = lowered.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         return StepPlan(
-            mesh=dict(mesh.shape), per_device_batch=per_device_batch, params=params,
+            mesh=dict(mesh.shape),
+            per_device_batch=per_device_batch,
+            params=params,
             flops_per_device=float(cost["flops"]) / mesh.size,
-            argument_bytes=_per_device_bytes(state) + _bytes(batch) // per_device_batch_shards(mesh),
-            output_bytes=0, alias_bytes=0,
+            argument_bytes=_per_device_bytes(state)
+            + _bytes(batch) // per_device_batch_shards(mesh),
+            output_bytes=0,
+            alias_bytes=0,
             temp_bytes=0,
-        )  # fmt: skip
+        )
     compiled = lowered.compile()
     memory = compiled.memory_analysis()
     return StepPlan(
-        mesh=dict(mesh.shape), per_device_batch=per_device_batch,
-        params=params, flops_per_device=flops_per_device(compiled),
-        argument_bytes=memory.argument_size_in_bytes, output_bytes=memory.output_size_in_bytes,
-        alias_bytes=memory.alias_size_in_bytes, temp_bytes=memory.temp_size_in_bytes,
-    )  # fmt: skip
+        mesh=dict(mesh.shape),
+        per_device_batch=per_device_batch,
+        params=params,
+        flops_per_device=flops_per_device(compiled),
+        argument_bytes=memory.argument_size_in_bytes,
+        output_bytes=memory.output_size_in_bytes,
+        alias_bytes=memory.alias_size_in_bytes,
+        temp_bytes=memory.temp_size_in_bytes,
+    )
 
 
 def saved_activation_bytes(config, mesh_shape: dict) -> float:
@@ -169,8 +194,11 @@ def saved_activation_bytes(config, mesh_shape: dict) -> float:
         batch = example_batch(stage, per_device_batch * shards)
 
         def backward_closure(params, batch, key_data):
-            loss = lambda p: stage.loss(nnx.merge(graphdef, p), batch,  # noqa: E731
-                                        jax.random.wrap_key_data(key_data))[0]
+            loss = lambda p: stage.loss(
+                nnx.merge(graphdef, p),
+                batch,  # noqa: E731
+                jax.random.wrap_key_data(key_data),
+            )[0]
             return jax.vjp(loss, params)[1]
 
         key = jax.ShapeDtypeStruct((2,), "uint32")
@@ -180,8 +208,9 @@ def saved_activation_bytes(config, mesh_shape: dict) -> float:
     return (residual_bytes(2) - residual_bytes(1)) / shards
 
 
-def largest_batch_with_remat(argument_bytes: float, per_example: float, hbm_bytes: float,
-                             headroom: float) -> int:  # fmt: skip
+def largest_batch_with_remat(
+    argument_bytes: float, per_example: float, hbm_bytes: float, headroom: float
+) -> int:
     """Largest per-device batch when the state (XLA's argument bytes) and the saved activations
     fill at most (1 - headroom) of HBM; the headroom is for one block's recomputation, gradients
     in flight and collective buffers."""
@@ -202,8 +231,12 @@ _UTILISATION = flags.DEFINE_float("utilisation", 0.4, "Fraction of peak FLOP/s a
 _HBM = flags.DEFINE_list("hbm_gib", ["16", "32", "95"], "HBM sizes (GiB) to fit the batch to.")
 _JSON = flags.DEFINE_string("json", "", "Also write the figures to this file.")
 _HEADROOM = flags.DEFINE_float("headroom", 0.25, "HBM fraction the remat-aware fit leaves free.")
-_COMPILE = flags.DEFINE_bool("compile", True, "Compile for XLA's memory analysis (slow at paper "
-                             "scale: 10-30 min); --nocompile lowers only (about a minute).")
+_COMPILE = flags.DEFINE_bool(
+    "compile",
+    True,
+    "Compile for XLA's memory analysis (slow at paper "
+    "scale: 10-30 min); --nocompile lowers only (about a minute).",
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -221,22 +254,32 @@ def main(argv) -> None:
     per_device = config.train.global_batch_size / (mesh.get("data", 1) * mesh.get("fsdp", 1))
     flops_per_example = two.flops_per_device - one.flops_per_device
     step_flops = one.flops_per_device + flops_per_example * (per_device - 1)
-    fits = ({f"{g} GiB": largest_batch(one, two, float(g) * GIB) for g in _HBM.value}
-            if _COMPILE.value else None)  # fmt: skip
+    fits = (
+        {f"{g} GiB": largest_batch(one, two, float(g) * GIB) for g in _HBM.value}
+        if _COMPILE.value
+        else None
+    )
     saved = saved_activation_bytes(config, mesh)
     fits_remat = {
-        f"{g} GiB": largest_batch_with_remat(one.argument_bytes, saved, float(g) * GIB,
-                                             _HEADROOM.value)
+        f"{g} GiB": largest_batch_with_remat(
+            one.argument_bytes, saved, float(g) * GIB, _HEADROOM.value
+        )
         for g in _HBM.value
-    }  # fmt: skip
+    }
     report = {
-        "stage": config.stage, "variant": config.get("variant", ""), "mesh": one.mesh,
-        "params": one.params, "gflops_per_device_per_example": flops_per_example / 1e9,
-        "memory_gib_at_batch_1": {"arguments": one.argument_bytes / GIB,
-                                  "temporaries": one.temp_bytes / GIB if _COMPILE.value else None,
-                                  "peak": one.peak_bytes / GIB if _COMPILE.value else None},
-        "memory_gib_per_extra_example": ((two.peak_bytes - one.peak_bytes) / GIB
-                                         if _COMPILE.value else None),
+        "stage": config.stage,
+        "variant": config.get("variant", ""),
+        "mesh": one.mesh,
+        "params": one.params,
+        "gflops_per_device_per_example": flops_per_example / 1e9,
+        "memory_gib_at_batch_1": {
+            "arguments": one.argument_bytes / GIB,
+            "temporaries": one.temp_bytes / GIB if _COMPILE.value else None,
+            "peak": one.peak_bytes / GIB if _COMPILE.value else None,
+        },
+        "memory_gib_per_extra_example": (
+            (two.peak_bytes - one.peak_bytes) / GIB if _COMPILE.value else None
+        ),
         "largest_per_device_batch": fits,  # XLA:CPU's temporaries: an upper bound
         "saved_activations_gib_per_example": saved / GIB,  # JAX's vjp residuals: remat-aware
         "largest_per_device_batch_with_remat": fits_remat,
@@ -244,7 +287,7 @@ def main(argv) -> None:
         "config_per_device_batch": per_device,
         "projected_step_s": step_flops / peak,
         "projection": f"{_CHIP.value} at {_UTILISATION.value:.0%} of {CHIP_PEAK_TFLOPS[_CHIP.value]:.0f} TFLOP/s",
-    }  # fmt: skip
+    }
     json.dump(report, sys.stdout, indent=1)
     print()
     if _JSON.value:

@@ -29,10 +29,13 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data dir (default: WORKDIR
 _SCALE = flags.DEFINE_float("scale", 1.0, "Multiplies every stage's training steps.")
 _SAMPLE_STEPS = flags.DEFINE_integer("sample_steps", 50, "Sampler steps per stage for the videos.")
 _STEPS = flags.DEFINE_multi_string(
-    "steps", [], "RUN=N: train run RUN (clip, prior, keyframes_image, keyframes_video, "
+    "steps",
+    [],
+    "RUN=N: train run RUN (clip, prior, keyframes_image, keyframes_video, "
     "interpolation, sr_low, sr_high) for N steps instead of configs/quickstart.py's; repeatable. "
     "A finished run given more steps trains on from its last checkpoint and is exported again; "
-    "the runs initialised from or conditioned on its export train again.")
+    "the runs initialised from or conditioned on its export train again.",
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -144,12 +147,18 @@ def prepare_run(name: str, config, workdir: str) -> dict[str, str | None] | None
     # copied or moved workdir must still see its own exports replaced.
     by_name = lambda exports: {os.path.basename(os.path.normpath(p)): i for p, i in exports.items()}  # noqa: E731
     now = by_name(current)
-    replaced = sorted(n for n, id_ in by_name(recorded_inputs(run_dir, export)).items()
-                      if now.get(n, id_) != id_)  # fmt: skip
+    replaced = sorted(
+        n for n, id_ in by_name(recorded_inputs(run_dir, export)).items() if now.get(n, id_) != id_
+    )
     if replaced:
         aside = set_aside(workdir, name, run_dir, export)
-        logging.warning("%s began from %s, replaced since: training it again from the start; "
-                        "the old run is in %s", name, ", ".join(replaced), aside)  # fmt: skip
+        logging.warning(
+            "%s began from %s, replaced since: training it again from the start; "
+            "the old run is in %s",
+            name,
+            ", ".join(replaced),
+            aside,
+        )
     if export_is_current(export, config.train.num_steps, name):
         return None
     return current
@@ -184,8 +193,8 @@ def main(argv) -> None:
     from configs import quickstart
     from mav_jax import cli_logging
     from mav_jax.cascade import Cascade, SamplingOptions
-    from mav_jax.parallel import make_mesh
     from mav_jax.data.video_io import write_outputs
+    from mav_jax.parallel import make_mesh
     from mav_jax.stages import to_uint8
 
     cli_logging.setup()
@@ -222,8 +231,9 @@ def main(argv) -> None:
             prefix = os.path.join(samples, f"prompt_{i}.{stage_name}")
             write_outputs(prefix, video, rate)
             if stage_name == "sr_high":
-                captions.append({"video": os.path.basename(prefix) + ".mp4",
-                                 "caption": quickstart.PROMPTS[i]})  # fmt: skip
+                captions.append(
+                    {"video": os.path.basename(prefix) + ".mp4", "caption": quickstart.PROMPTS[i]}
+                )
     with open(os.path.join(samples, "captions.jsonl"), "w") as f:
         f.writelines(json.dumps(c) + "\n" for c in captions)
     timings["sampling"] = time.perf_counter() - began

@@ -24,8 +24,9 @@ _PROMPTS = flags.DEFINE_multi_string("prompt", [], "Text prompt (repeat for seve
 _PROMPTS_FILE = flags.DEFINE_string("prompts_file", "", "A file of prompts, one per line.")
 _IMAGE = flags.DEFINE_string("image", "", "Animate this image instead of following a prompt.")
 _VIDEO = flags.DEFINE_string("video", "", "Start from this video (see --mode).")
-_MODE = flags.DEFINE_enum("mode", "interpolate", ["interpolate", "extrapolate", "variations"],
-                          "What to do with --video.")  # fmt: skip
+_MODE = flags.DEFINE_enum(
+    "mode", "interpolate", ["interpolate", "extrapolate", "variations"], "What to do with --video."
+)
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", 1, "Videos per prompt (or variations).")
 _OUTPUT = flags.DEFINE_string("output", "sample.mp4", "Output path (.mp4); .gif/.png beside it.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed: the same seed gives the same videos.")
@@ -33,35 +34,48 @@ _STEPS = flags.DEFINE_integer("steps", 0, "Sampler steps per stage (0: each stag
 _PRIOR_GUIDANCE = flags.DEFINE_float("prior_guidance", 0.0, "Prior guidance (0: its config's).")
 _GUIDANCE = flags.DEFINE_float("guidance", 0.0, "Keyframe guidance scale (0: its config's).")
 _NOISE_CORRELATION = flags.DEFINE_float(
-    "frame_noise_correlation", -1.0,
+    "frame_noise_correlation",
+    -1.0,
     "Correlation of the frames' initial noise in the keyframe and interpolation stages, 0-1 "
-    "(negative: their configs').")
+    "(negative: their configs').",
+)
 _NOISE_DRIFT = flags.DEFINE_float(
-    "frame_noise_drift", -1.0,
+    "frame_noise_drift",
+    -1.0,
     "Pixels a frame that the keyframes' shared noise drifts, each video in a random direction: "
-    "a steady drift to follow (0: none; negative: the keyframe config's).")
+    "a steady drift to follow (0: none; negative: the keyframe config's).",
+)
 _STEADY_MOTION = flags.DEFINE_float(
-    "steady_motion_strength", -1.0,
+    "steady_motion_strength",
+    -1.0,
     "Keyframes sampled twice: the second pass from the first's middle keyframe moved at the "
     "first's velocity (the drift's where the first left the digit in place), noised, with this "
     "fraction (0-1) of the sampler steps left, so the digit keeps one shape and one speed (0: one "
-    "pass; negative: the keyframe config's).")
+    "pass; negative: the keyframe config's).",
+)
 _CANDIDATES = flags.DEFINE_integer(
-    "keyframe_candidates", 0,
+    "keyframe_candidates",
+    0,
     "Keyframe videos to draw per prompt, keeping the one whose middle keyframe CLIP embeds closest "
-    "to the prompt's embedding; each costs a keyframe sampling (0: the keyframe config's).")
+    "to the prompt's embedding; each costs a keyframe sampling (0: the keyframe config's).",
+)
 _START_STRENGTH = flags.DEFINE_float(
-    "start_strength", -1.0,
+    "start_strength",
+    -1.0,
     "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "
     "upsampled input), noised, with this fraction (0-1] of their sampler steps left; 1: from pure "
-    "noise (negative: their configs').")
+    "noise (negative: their configs').",
+)
 _LOW_RES_CONSISTENCY = flags.DEFINE_float(
-    "low_res_consistency", -1.0,
+    "low_res_consistency",
+    -1.0,
     "Super-resolution holds each step's prediction to its input: this fraction (0-1) of the "
-    "way, each block's mean to the input pixel it downsamples to (negative: their configs').")
+    "way, each block's mean to the input pixel it downsamples to (negative: their configs').",
+)
 _FPS = flags.DEFINE_float("fps", 0.0, "Output frame rate (0: the interpolation stage's highest).")
-_UNTIL = flags.DEFINE_enum("until", "sr_high", ["keyframes", "interpolation", "sr_low", "sr_high"],
-                           "Last stage to run.")  # fmt: skip
+_UNTIL = flags.DEFINE_enum(
+    "until", "sr_high", ["keyframes", "interpolation", "sr_low", "sr_high"], "Last stage to run."
+)
 _KEEP_STAGES = flags.DEFINE_bool("keep_stages", False, "Also write every stage's output.")
 _MESH = flags.DEFINE_string("mesh", "", "Mesh, AXIS:SIZE[,...]; empty: every device on 'data'.")
 
@@ -98,15 +112,22 @@ def main(argv) -> None:
     has_clip = files.exists(os.path.join(_CHECKPOINTS.value, "clip"))
     needed = (("clip",) if has_clip else ()) + ORDER[3:until] if frames_only else ORDER[:until]
     if frames_only and _UNTIL.value == "keyframes":
-        raise app.UsageError("--image/--video start at the interpolation stage; --until must be later.")
-    options = SamplingOptions(seed=_SEED.value, steps=_STEPS.value, fps=_FPS.value,
-                              prior_guidance=_PRIOR_GUIDANCE.value, guidance=_GUIDANCE.value,
-                              frame_noise_correlation=_NOISE_CORRELATION.value,
-                              frame_noise_drift=_NOISE_DRIFT.value,
-                              steady_motion_strength=_STEADY_MOTION.value,
-                              keyframe_candidates=_CANDIDATES.value,
-                              start_strength=_START_STRENGTH.value,
-                              low_res_consistency=_LOW_RES_CONSISTENCY.value)  # fmt: skip
+        raise app.UsageError(
+            "--image/--video start at the interpolation stage; --until must be later."
+        )
+    options = SamplingOptions(
+        seed=_SEED.value,
+        steps=_STEPS.value,
+        fps=_FPS.value,
+        prior_guidance=_PRIOR_GUIDANCE.value,
+        guidance=_GUIDANCE.value,
+        frame_noise_correlation=_NOISE_CORRELATION.value,
+        frame_noise_drift=_NOISE_DRIFT.value,
+        steady_motion_strength=_STEADY_MOTION.value,
+        keyframe_candidates=_CANDIDATES.value,
+        start_strength=_START_STRENGTH.value,
+        low_res_consistency=_LOW_RES_CONSISTENCY.value,
+    )
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})
         cascade = Cascade.load(_CHECKPOINTS.value, mesh, needed)

@@ -130,8 +130,18 @@ def digits_data_dir(tmp_path_factory) -> str:
 
 
 # A CLIP small enough to compile in seconds; the prior and the sampler tests build on its export.
-UNIT_CLIP = dict(embed_dim=32, image_size=16, patch_size=8, vision_width=32, vision_layers=1,
-                 vision_heads=2, text_width=32, text_layers=1, text_heads=2, context_length=24)  # fmt: skip
+UNIT_CLIP = dict(
+    embed_dim=32,
+    image_size=16,
+    patch_size=8,
+    vision_width=32,
+    vision_layers=1,
+    vision_heads=2,
+    text_width=32,
+    text_layers=1,
+    text_heads=2,
+    context_length=24,
+)
 
 
 @pytest.fixture(scope="session")

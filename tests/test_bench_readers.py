@@ -47,4 +47,3 @@ def test_digit_reader_reads_scans_it_never_saw_and_learns_from_none_of_them():
     test = np.concatenate([resize.random_map({"video": c.frames}, rng)["video"] for c in clips])
     wanted = np.repeat([c.digit for c in clips], 3)
     assert np.mean(reader.predict(bench.digit_windows(test)) == wanted) >= 0.9
-

@@ -17,12 +17,12 @@ from trainer_helpers import subprocess_env
 
 from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 from mav_jax.cascade import Cascade, CascadeError, SamplingOptions
+from mav_jax.data.video_io import contact_sheet, write_outputs
 from mav_jax.diffusion import make_schedule
 from mav_jax.diffusion.frame_motion import steady_motion_guess, steady_velocity
 from mav_jax.models.clip import unit
 from mav_jax.models.tokenizer import PromptTooLongError
 from mav_jax.parallel import make_mesh
-from mav_jax.data.video_io import contact_sheet, write_outputs
 from mav_jax.stages import stage_from_config
 from mav_jax.stages.keyframes import KeyframeStage
 from mav_jax.train.step import sharded_init
@@ -34,13 +34,18 @@ OPTIONS = SamplingOptions(seed=0, steps=2)
 
 def _configs() -> dict:
     """A consistent tiny chain: 3 keyframes at 16x16 -> 5 frames -> 32x32 -> 64x64."""
-    configs = {"clip": clip.get_config("tiny"), "prior": prior.get_config("tiny"),
-               "keyframes": keyframes.get_config("tiny"),
-               "interpolation": interpolation.get_config("tiny"),
-               "sr_low": sr_low.get_config("tiny"), "sr_high": sr_high.get_config("tiny")}  # fmt: skip
+    configs = {
+        "clip": clip.get_config("tiny"),
+        "prior": prior.get_config("tiny"),
+        "keyframes": keyframes.get_config("tiny"),
+        "interpolation": interpolation.get_config("tiny"),
+        "sr_low": sr_low.get_config("tiny"),
+        "sr_high": sr_high.get_config("tiny"),
+    }
     configs["clip"].clip.update(UNIT_CLIP)
-    configs["prior"].prior.update(embed_dim=32, text_width=32, context_length=24, width=32,
-                                  depth=1, num_heads=2)  # fmt: skip
+    configs["prior"].prior.update(
+        embed_dim=32, text_width=32, context_length=24, width=32, depth=1, num_heads=2
+    )
     for name in ("keyframes", "interpolation", "sr_low", "sr_high"):
         configs[name].unet.update(UNET)
     configs["keyframes"].unet.embedding_dim = configs["interpolation"].unet.embedding_dim = 32
@@ -75,8 +80,12 @@ def test_text_to_video_through_every_stage(cascade):
     prompts = ["a red 3 moving left", "a blue 7 in the center", "a green 1 moving up"]
     outputs = cascade.text_to_video(prompts, OPTIONS)
     shapes = {name: tuple(video.shape) for name, video in outputs.items()}
-    assert shapes == {"keyframes": (3, 3, 16, 16, 3), "interpolation": (3, 5, 16, 16, 3),
-                      "sr_low": (3, 5, 32, 32, 3), "sr_high": (3, 5, 64, 64, 3)}  # fmt: skip
+    assert shapes == {
+        "keyframes": (3, 3, 16, 16, 3),
+        "interpolation": (3, 5, 16, 16, 3),
+        "sr_low": (3, 5, 32, 32, 3),
+        "sr_high": (3, 5, 64, 64, 3),
+    }
     # The interpolation stage keeps the keyframes exactly, two frames apart.
     np.testing.assert_array_equal(outputs["interpolation"][:, ::2], outputs["keyframes"])
     assert all(bool(jnp.isfinite(v).all()) for v in outputs.values())
@@ -85,11 +94,14 @@ def test_text_to_video_through_every_stage(cascade):
     np.testing.assert_allclose(again["sr_high"], outputs["sr_high"], atol=1e-5)
     # The frames' noise correlation reaches the keyframe sampler (other noise, other keyframes).
     embeddings = cascade.embed_prompts(prompts, OPTIONS)
-    shared = cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, frame_noise_correlation=1.0))
+    shared = cascade.keyframes(
+        embeddings, dataclasses.replace(OPTIONS, frame_noise_correlation=1.0)
+    )
     assert not np.allclose(shared, outputs["keyframes"], atol=1e-3)
     # So does its drift (the shared noise translated frame to frame: other keyframes again).
-    drifting = cascade.keyframes(embeddings, dataclasses.replace(
-        OPTIONS, frame_noise_correlation=1.0, frame_noise_drift=3.0))  # fmt: skip
+    drifting = cascade.keyframes(
+        embeddings, dataclasses.replace(OPTIONS, frame_noise_correlation=1.0, frame_noise_drift=3.0)
+    )
     assert not np.allclose(drifting, shared, atol=1e-3)
     # The steady-motion second pass starts from the first pass's middle keyframe moved at its
     # velocity: with its one step left at t = 0 (2 steps, strength 0.5) it returns that guess.
@@ -98,7 +110,9 @@ def test_text_to_video_through_every_stage(cascade):
     guess = steady_motion_guess(jnp.asarray(first), steady_velocity(jnp.asarray(first)))
     np.testing.assert_allclose(steady, guess, atol=0.05)
     assert not np.allclose(steady, first, atol=0.05)
-    with pytest.raises(CascadeError, match=r"keyframes: config.diffusion.steady_motion_strength .* in \[0, 1\]"):
+    with pytest.raises(
+        CascadeError, match=r"keyframes: config.diffusion.steady_motion_strength .* in \[0, 1\]"
+    ):
         cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, steady_motion_strength=1.5))
 
 
@@ -115,9 +129,12 @@ def test_keyframe_candidates_keep_the_one_whose_middle_keyframe_clip_embeds_clos
     expected = np.einsum("nke,ne->nk", middle_embeddings, embeddings)
     np.testing.assert_allclose(scores, expected, atol=1e-5)
     best = cascade.keyframes(embeddings, two)
-    np.testing.assert_allclose(best, np.asarray(videos)[np.arange(3), np.argmax(scores, axis=1)],
-                               atol=1e-6)  # fmt: skip
-    with pytest.raises(CascadeError, match=r"keyframes: config.diffusion.candidates .* at least 1 .*got -2"):
+    np.testing.assert_allclose(
+        best, np.asarray(videos)[np.arange(3), np.argmax(scores, axis=1)], atol=1e-6
+    )
+    with pytest.raises(
+        CascadeError, match=r"keyframes: config.diffusion.candidates .* at least 1 .*got -2"
+    ):
         cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, keyframe_candidates=-2))
     stage = KeyframeStage(schedule=make_schedule("linear", 100), candidates=0)
     assert any("config.diffusion.candidates" in problem for problem in stage.problems())
@@ -125,11 +142,19 @@ def test_keyframe_candidates_keep_the_one_whose_middle_keyframe_clip_embeds_clos
 
 def test_a_start_strength_outside_0_to_1_is_a_clear_error(cascade):
     keyframes = np.zeros((1, 3, 16, 16, 3), np.float32)
-    with pytest.raises(CascadeError, match=r"interpolation: config.diffusion.start_strength must be in \(0, 1\], got 1.5"):
-        cascade.interpolate_keyframes(keyframes, None, dataclasses.replace(OPTIONS, start_strength=1.5))
+    with pytest.raises(
+        CascadeError,
+        match=r"interpolation: config.diffusion.start_strength must be in \(0, 1\], got 1.5",
+    ):
+        cascade.interpolate_keyframes(
+            keyframes, None, dataclasses.replace(OPTIONS, start_strength=1.5)
+        )
     with pytest.raises(CascadeError, match="sr_low: config.diffusion.start_strength"):
-        cascade.upscale("sr_low", np.zeros((1, 5, 16, 16, 3), np.float32),
-                        dataclasses.replace(OPTIONS, start_strength=0.0))
+        cascade.upscale(
+            "sr_low",
+            np.zeros((1, 5, 16, 16, 3), np.float32),
+            dataclasses.replace(OPTIONS, start_strength=0.0),
+        )
 
 
 def test_animating_an_image_keeps_it_as_the_first_frame(cascade):
@@ -176,7 +201,9 @@ def test_missing_and_mismatched_checkpoints_are_clear_errors(checkpoints, tmp_pa
     config = _configs()["sr_low"]
     config.data.update(resolution=64, factor=2)
     _export(config, str(wrong_size / "sr_low"), mesh)
-    with pytest.raises(CascadeError, match="interpolation makes 16x16 frames but sr_low takes 32x32"):
+    with pytest.raises(
+        CascadeError, match="interpolation makes 16x16 frames but sr_low takes 32x32"
+    ):
         Cascade.load(str(wrong_size), mesh)
     # From given frames, a CLIP-conditioned ↑F still needs the CLIP to embed one of them.
     with pytest.raises(CascadeError, match="needs its clip checkpoint"):
@@ -205,15 +232,32 @@ def test_outputs_are_mp4_gif_and_a_contact_sheet(tmp_path):
 
 def test_sample_cli_writes_videos_and_reports_errors(checkpoints, tmp_path):
     def run(*flags):
-        return subprocess.run([sys.executable, "-m", "mav_jax.sample", f"--checkpoints={checkpoints}",
-                               "--steps=1", *flags], cwd=ROOT, env=subprocess_env(),
-                              capture_output=True, text=True)  # fmt: skip
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mav_jax.sample",
+                f"--checkpoints={checkpoints}",
+                "--steps=1",
+                *flags,
+            ],
+            cwd=ROOT,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+        )
 
-    done = run("--prompt=a red 3 moving left", "--until=keyframes", "--keep_stages",
-               f"--output={tmp_path}/out.mp4")  # fmt: skip
+    done = run(
+        "--prompt=a red 3 moving left",
+        "--until=keyframes",
+        "--keep_stages",
+        f"--output={tmp_path}/out.mp4",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(os.listdir(tmp_path)) == ["captions.jsonl", "out.gif", "out.mp4", "out.png"]
     assert json.loads((tmp_path / "captions.jsonl").read_text()) == {
-        "video": "out.mp4", "caption": "a red 3 moving left"}
+        "video": "out.mp4",
+        "caption": "a red 3 moving left",
+    }
     failed = run("--prompt=", f"--output={tmp_path}/x.mp4")
     assert failed.returncode != 0 and "empty" in failed.stderr

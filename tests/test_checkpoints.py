@@ -12,8 +12,9 @@ from mav_jax.train.checkpoints import Checkpointer, abstract_like
 from mav_jax.train.optimizer import make_optimizer
 from mav_jax.train.step import init_train_state
 
-CFG = UNetConfig(base_channels=16, channel_mults=(1,), num_res_blocks=1, attention_levels=(0,),
-                 num_heads=2)  # fmt: skip
+CFG = UNetConfig(
+    base_channels=16, channel_mults=(1,), num_res_blocks=1, attention_levels=(0,), num_heads=2
+)
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def test_digits_tokenizer_round_trips_every_caption_word():
     assert (ids[:, 0] == tok.start_id).all()
     # The end token is the highest id (where CLIP pools), right after the text, then zeros.
     assert tok.end_id == tok.vocab_size - 1
-    for row, text in zip(ids, texts):
+    for row, _text in zip(ids, texts, strict=False):
         end = int(np.argmax(row))
         assert row[end] == tok.end_id and (row[end + 1 :] == 0).all()
     assert tok.decode(ids[0]) == "a red 7 moving up and left"
@@ -58,9 +58,14 @@ def test_the_tokenize_transform_matches_the_tokenizer_for_repeated_captions():
     from mav_jax.data.stage_inputs import Tokenize
 
     tok, op = ClipTokenizer.digits(), Tokenize("digits", 16)
-    captions = [b"a red 3 moving right", "a blue 7", b"a red 3 moving right", " ".join(["red"] * 30)]
+    captions = [
+        b"a red 3 moving right",
+        "a blue 7",
+        b"a red 3 moving right",
+        " ".join(["red"] * 30),
+    ]
     outs = [op.map({"caption": c})["tokens"] for c in captions]
-    for caption, tokens in zip(captions, outs):
+    for caption, tokens in zip(captions, outs, strict=False):
         text = caption.decode() if isinstance(caption, bytes) else caption
         np.testing.assert_array_equal(tokens, tok.encode(text, 16, truncate=True)[0])
     assert outs[0] is outs[2] and not outs[0].flags.writeable
@@ -86,8 +91,12 @@ def test_openai_tokenizer_matches_open_clip():
 
     bpe = os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")
     ours = ClipTokenizer.from_openai_bpe(bpe)
-    texts = ["A red 7 moving up and left", "It's   a DOG's life!! 12345 café",
-             "naïve résumé — 日本語 😀", ""]  # fmt: skip
+    texts = [
+        "A red 7 moving up and left",
+        "It's   a DOG's life!! 12345 café",
+        "naïve résumé — 日本語 😀",
+        "",
+    ]
     np.testing.assert_array_equal(ours.encode(texts, 77), open_clip.tokenize(texts).numpy())
 
 
@@ -99,10 +108,11 @@ def test_towers_match_open_clip_on_shared_random_weights():
 
     torch.manual_seed(0)
     reference = ReferenceCLIP(
-        embed_dim=64, quick_gelu=True,
+        embed_dim=64,
+        quick_gelu=True,
         vision_cfg=CLIPVisionCfg(layers=2, width=128, patch_size=8, image_size=32, head_width=64),
         text_cfg=CLIPTextCfg(context_length=16, vocab_size=300, width=128, heads=2, layers=2),
-    ).eval()  # fmt: skip
+    ).eval()
     with torch.no_grad():  # perturb every tensor, zero-initialised ones included
         for p in reference.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -123,9 +133,19 @@ def test_towers_match_open_clip_on_shared_random_weights():
 
 
 def test_text_tower_ignores_everything_after_the_end_token():
-    config = ClipConfig(embed_dim=16, image_size=16, patch_size=8, vision_width=32,
-                        vision_layers=1, vision_heads=2, context_length=8, vocab_size=50,
-                        text_width=32, text_layers=2, text_heads=2)  # fmt: skip
+    config = ClipConfig(
+        embed_dim=16,
+        image_size=16,
+        patch_size=8,
+        vision_width=32,
+        vision_layers=1,
+        vision_heads=2,
+        context_length=8,
+        vocab_size=50,
+        text_width=32,
+        text_layers=2,
+        text_heads=2,
+    )
     model = CLIP(config, rngs=nnx.Rngs(0))
     tokens = jnp.array([[48, 5, 6, 49, 0, 0, 0, 0]])
     other = tokens.at[0, 5:].set(jnp.array([7, 8, 9]))
@@ -144,8 +164,9 @@ def test_contrastive_loss_against_a_direct_computation():
     def cross_entropy(x):
         return np.mean(np.log(np.exp(x).sum(1)) - np.diag(x))
 
-    np.testing.assert_allclose(loss, 0.5 * (cross_entropy(logits) + cross_entropy(logits.T)),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        loss, 0.5 * (cross_entropy(logits) + cross_entropy(logits.T)), rtol=1e-5
+    )
     assert aux["accuracy"] == np.mean(logits.argmax(1) == np.arange(6))
     perfect, aux = contrastive_loss(jnp.asarray(images), jnp.asarray(images), jnp.log(100.0))
     assert aux["accuracy"] == 1.0 and perfect < 0.1
@@ -177,15 +198,26 @@ def test_clip_jits_under_a_sharded_mesh():
     """Parameters born sharded by the logical-axis rules, forward equal to the unsharded one."""
     from mav_jax.parallel import shard_module_state
 
-    config = ClipConfig(embed_dim=16, image_size=16, patch_size=8, vision_width=32,
-                        vision_layers=1, vision_heads=2, context_length=8, vocab_size=50,
-                        text_width=32, text_layers=1, text_heads=2)  # fmt: skip
+    config = ClipConfig(
+        embed_dim=16,
+        image_size=16,
+        patch_size=8,
+        vision_width=32,
+        vision_layers=1,
+        vision_heads=2,
+        context_length=8,
+        vocab_size=50,
+        text_width=32,
+        text_layers=1,
+        text_heads=2,
+    )
     model = CLIP(config, rngs=nnx.Rngs(0))
     pixels = jax.random.uniform(jax.random.key(0), (4, 16, 16, 3), minval=-1, maxval=1)
     want = model.encode_image(pixels)
     sharded = shard_module_state(model, make_mesh({"fsdp": 4, "tensor": 2}))
-    np.testing.assert_allclose(nnx.jit(lambda m, x: m.encode_image(x))(sharded, pixels), want,
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        nnx.jit(lambda m, x: m.encode_image(x))(sharded, pixels), want, atol=1e-5
+    )
 
 
 @pytest.mark.skipif(not HAS_OPEN_CLIP, reason=NO_OPEN_CLIP)
@@ -201,10 +233,11 @@ def test_converted_openclip_checkpoint_is_a_clip_export(tmp_path):
 
     torch.manual_seed(0)
     reference = ReferenceCLIP(
-        embed_dim=64, quick_gelu=True,
+        embed_dim=64,
+        quick_gelu=True,
         vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=8, image_size=16, head_width=64),
         text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1),
-    ).eval()  # fmt: skip
+    ).eval()
     checkpoint = tmp_path / "model.npz"
     np.savez(checkpoint, **{k: v.numpy() for k, v in reference.state_dict().items()})
     bpe = os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")

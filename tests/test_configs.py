@@ -42,12 +42,18 @@ def test_unknown_variant_is_rejected():
 
 
 # What a config cannot know and the user must supply (local files): the problem names it.
-NEEDS = {("keyframes", "paper"): "clip_from", ("interpolation", "paper"): "clip_from",
-         ("prior", "tiny"): "clip_from", ("prior", "paper"): "clip_from",
-         ("clip", "paper"): "bpe_simple_vocab_16e6"}  # fmt: skip
+NEEDS = {
+    ("keyframes", "paper"): "clip_from",
+    ("interpolation", "paper"): "clip_from",
+    ("prior", "tiny"): "clip_from",
+    ("prior", "paper"): "clip_from",
+    ("clip", "paper"): "bpe_simple_vocab_16e6",
+}
 
 
-@pytest.mark.parametrize("stage", ["clip", "prior", "keyframes", "interpolation", "sr_low", "sr_high"])
+@pytest.mark.parametrize(
+    "stage", ["clip", "prior", "keyframes", "interpolation", "sr_low", "sr_high"]
+)
 @pytest.mark.parametrize("variant", common.VARIANTS)
 def test_every_stage_config_describes_a_runnable_stage(stage, variant):
     from mav_jax.stages import stage_from_config
@@ -57,7 +63,9 @@ def test_every_stage_config_describes_a_runnable_stage(stage, variant):
     need = NEEDS.get((stage, variant))
     assert [need in p for p in built.problems()] == ([True] if need else [])
     if hasattr(built, "unet"):
-        assert built.unet.extra_in_channels == {"interpolation": 4, "sr_low": 3, "sr_high": 3}.get(stage, 0)
+        assert built.unet.extra_in_channels == {"interpolation": 4, "sr_low": 3, "sr_high": 3}.get(
+            stage, 0
+        )
         # keyframes start in the image phase; SR_h never has temporal layers
         assert built.unet.temporal == (stage in ("interpolation", "sr_low"))
 
@@ -73,14 +81,25 @@ def test_the_quickstart_recipe_is_one_consistent_cascade(tmp_path):
     runs = dict(quickstart.stages(str(tmp_path / "data"), str(tmp_path), scale=1.0))
     assert list(runs) == list(quickstart.EXPORTS)
     built = {quickstart.EXPORTS[name]: stage_from_config(config) for name, config in runs.items()}
-    loaded = {name: LoadedStage(stage, None, None, None) for name, stage in built.items()
-              if name in ("keyframes", "interpolation", "sr_low", "sr_high")}  # fmt: skip
+    loaded = {
+        name: LoadedStage(stage, None, None, None)
+        for name, stage in built.items()
+        if name in ("keyframes", "interpolation", "sr_low", "sr_high")
+    }
     assert _resolution_problems(loaded) == []
     keyframes, interp = built["keyframes"], built["interpolation"]
     assert keyframes.clips.frame_skips == (interp.keyframe_skip,)  # keyframes at 1/k the frame rate
-    assert (keyframes.unet.embedding_dim == interp.unet.embedding_dim == built["clip"].clip.embed_dim
-            == built["prior"].prior.embed_dim)  # fmt: skip
-    assert (runs["prior"].clip_from == runs["keyframes_video"].clip_from
-            == runs["interpolation"].clip_from == str(tmp_path / "checkpoints/clip"))  # fmt: skip
+    assert (
+        keyframes.unet.embedding_dim
+        == interp.unet.embedding_dim
+        == built["clip"].clip.embed_dim
+        == built["prior"].prior.embed_dim
+    )
+    assert (
+        runs["prior"].clip_from
+        == runs["keyframes_video"].clip_from
+        == runs["interpolation"].clip_from
+        == str(tmp_path / "checkpoints/clip")
+    )
     assert runs["keyframes_video"].init_from == str(tmp_path / "checkpoints/keyframes_image")
     assert runs["interpolation"].init_from == str(tmp_path / "checkpoints/keyframes")

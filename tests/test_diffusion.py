@@ -7,6 +7,7 @@ import pytest
 from conftest import make_conditioning
 from flax import nnx
 
+from mav_jax.data.stage_inputs import downsample
 from mav_jax.diffusion import (
     condition_keep_mask,
     cosine_schedule,
@@ -21,7 +22,6 @@ from mav_jax.diffusion import (
     q_sample,
     sampling_timesteps,
 )
-from mav_jax.data.stage_inputs import downsample
 from mav_jax.diffusion.low_res_consistency import block_means, hold_to_low_res
 from mav_jax.nn import unet_denoise_fn
 
@@ -151,7 +151,9 @@ def test_samplers_draw_from_the_data_distribution_given_the_optimal_denoiser(pre
     x_T = jax.random.normal(jax.random.key(0), (4096, 4))
     common = dict(prediction=prediction, clip_x0=False)
     samples = {
-        "ddim": ddim_sample(denoise, None, x_T, jax.random.key(1), schedule, num_steps=200, **common),
+        "ddim": ddim_sample(
+            denoise, None, x_T, jax.random.key(1), schedule, num_steps=200, **common
+        ),
         "ddpm": ddpm_sample(denoise, None, x_T, jax.random.key(2), schedule, **common),
     }
     # Every step of the 200-step schedule: few-step samplers shrink the spread (about 10% at 20
@@ -194,8 +196,9 @@ def test_samplers_show_the_network_the_given_frames_forward_noised_at_every_step
         return jnp.tanh(x_t)
 
     sample = ddim_sample if sampler == "ddim" else ddpm_sample
-    out = sample(recording_denoiser, None, x_T, jax.random.key(3), schedule, num_steps=5,
-                 known=(x0, mask))  # fmt: skip
+    out = sample(
+        recording_denoiser, None, x_T, jax.random.key(3), schedule, num_steps=5, known=(x0, mask)
+    )
     out.block_until_ready()
     assert len(seen) == 5
     given = np.asarray(mask, bool)
@@ -224,24 +227,52 @@ def test_samplers_started_part_way_run_the_last_steps_from_the_noised_guess(samp
         jax.debug.callback(lambda x, t: seen.append((np.asarray(x), int(t[0]))), x_t, t)
         return jnp.tanh(x_t)
 
-    sample(recording_denoiser, None, x_T, jax.random.key(3), schedule, num_steps=10, init=guess,
-           strength=0.4).block_until_ready()  # fmt: skip
+    sample(
+        recording_denoiser,
+        None,
+        x_T,
+        jax.random.key(3),
+        schedule,
+        num_steps=10,
+        init=guess,
+        strength=0.4,
+    ).block_until_ready()
     ts = sampling_timesteps(schedule.num_timesteps, 10)[0]
     assert [t for _, t in seen] == list(ts[6:])
     abar = float(schedule.alphas_cumprod[ts[6]])
-    np.testing.assert_allclose(seen[0][0], np.sqrt(abar) * guess + np.sqrt(1 - abar) * x_T, rtol=1e-5,
-                               atol=1e-5)  # fmt: skip
-    run = lambda **kw: sample(_toy_denoiser, None, x_T, jax.random.key(3), SCHEDULES["cosine"],  # noqa: E731
-                              {"embedding": jnp.ones((2, 4))}, num_steps=10, **kw)  # fmt: skip
+    np.testing.assert_allclose(
+        seen[0][0], np.sqrt(abar) * guess + np.sqrt(1 - abar) * x_T, rtol=1e-5, atol=1e-5
+    )
+    run = lambda **kw: sample(
+        _toy_denoiser,
+        None,
+        x_T,
+        jax.random.key(3),
+        SCHEDULES["cosine"],  # noqa: E731
+        {"embedding": jnp.ones((2, 4))},
+        num_steps=10,
+        **kw,
+    )
     np.testing.assert_array_equal(run(init=guess, strength=1.0), run())
     assert not np.allclose(run(init=guess, strength=0.4), run(), atol=1e-3)
     # A network that predicts the guess itself gives back exactly the guess.
     oracle = lambda params, x_t, t, cond: jnp.broadcast_to(guess, x_t.shape)  # noqa: E731
-    out = sample(oracle, None, x_T, jax.random.key(3), schedule, num_steps=10, prediction="x0",
-                 init=guess, strength=0.3)  # fmt: skip
+    out = sample(
+        oracle,
+        None,
+        x_T,
+        jax.random.key(3),
+        schedule,
+        num_steps=10,
+        prediction="x0",
+        init=guess,
+        strength=0.3,
+    )
     np.testing.assert_allclose(out, guess, atol=1e-5)
     with pytest.raises(ValueError, match="strength must be in"):
-        sample(oracle, None, x_T, jax.random.key(3), schedule, num_steps=10, init=guess, strength=0.0)
+        sample(
+            oracle, None, x_T, jax.random.key(3), schedule, num_steps=10, init=guess, strength=0.0
+        )
 
 
 def test_sampling_timesteps_cover_the_schedule_in_descending_order():
@@ -290,8 +321,9 @@ def test_min_snr_weighting_is_the_clipped_snr_times_the_x0_error(prediction):
         seen["x_t"] = x_t
         return 0.5 * jnp.sin(3.0 * x_t)
 
-    loss, aux = diffusion_loss(model_fn, x0, jax.random.key(1), schedule, prediction,
-                               min_snr_gamma=gamma)  # fmt: skip
+    loss, aux = diffusion_loss(
+        model_fn, x0, jax.random.key(1), schedule, prediction, min_snr_gamma=gamma
+    )
     t = aux["timesteps"]
     alpha, sigma = (v[:, None, None] for v in schedule.alpha_sigma(t))
     x0_hat, _ = predict_x0_and_eps(prediction, aux["output"], seen["x_t"], alpha, sigma)
@@ -350,7 +382,9 @@ def test_guided_ddim_runs_the_real_unet_in_one_compiled_loop(video_cfg, unet_den
 def test_holding_to_the_low_res_input_sets_block_means_and_keeps_the_detail_inside_blocks():
     """DDNM's range-null-space split: at weight 1 each 2x2 block averages to its input pixel;
     what varies inside a block (the null space of box downsampling) is left as drawn."""
-    x0 = jax.random.uniform(jax.random.key(0), (2, 3, 8, 6, 3), minval=-1, maxval=1)  # (B, F, H, W, C)
+    x0 = jax.random.uniform(
+        jax.random.key(0), (2, 3, 8, 6, 3), minval=-1, maxval=1
+    )  # (B, F, H, W, C)
     low = jax.random.uniform(jax.random.key(1), (2, 3, 4, 3, 3), minval=-1, maxval=1)
     # The hold's downsampling is the one that makes the SR stages' inputs from their targets.
     np.testing.assert_allclose(block_means(x0, 2)[1], downsample(np.asarray(x0[1]), 2), atol=1e-6)
@@ -372,8 +406,16 @@ def test_samplers_held_to_a_low_res_input_end_at_a_sample_that_downsamples_to_it
     low = jax.random.uniform(jax.random.key(2), (1, 2, 4, 4, 3), minval=-0.5, maxval=0.5)
     # Off by 0.3 everywhere, with detail small enough that no held pixel is clipped.
     drifting = lambda params, x_t, t, cond: 0.2 * jnp.tanh(x_t) + 0.3  # noqa: E731
-    run = lambda **kw: sample(drifting, None, x_T, jax.random.key(3), SCHEDULES["cosine"],  # noqa: E731
-                              num_steps=6, prediction="x0", **kw)  # fmt: skip
+    run = lambda **kw: sample(
+        drifting,
+        None,
+        x_T,
+        jax.random.key(3),
+        SCHEDULES["cosine"],  # noqa: E731
+        num_steps=6,
+        prediction="x0",
+        **kw,
+    )
     free, held = run(), run(low_res=(low, 1.0))
     assert np.abs(block_means(free, 2) - low).max() > 0.1
     np.testing.assert_allclose(block_means(held, 2), low, atol=1e-5)

@@ -18,8 +18,10 @@ from mav_jax.diffusion.frame_motion import (
 )
 from mav_jax.stages.conditioned import initial_noise
 
-SHIFTS = [[(-3, 2), (-1, 1), (0, 0), (2, -1), (4, -5)],
-          [(0, -6), (1, -3), (0, 0), (-1, 3), (-2, 6)]]  # fmt: skip
+SHIFTS = [
+    [(-3, 2), (-1, 1), (0, 0), (2, -1), (4, -5)],
+    [(0, -6), (1, -3), (0, 0), (-1, 3), (-2, 6)],
+]
 
 
 def _translated(image: np.ndarray, shifts) -> np.ndarray:
@@ -70,8 +72,9 @@ def test_the_shared_noise_moves_with_the_shifts_and_stays_standard_normal():
     assert abs(np.corrcoef(back.ravel(), mixed[:, 2].ravel())[0, 1] - 0.5) < 0.03
     with pytest.raises(ValueError, match=r"shifts must be \(B, F, 2\)"):
         initial_noise(jax.random.key(0), (2, 4, 8, 8, 3), 0.5, shifts)
-    np.testing.assert_array_equal(translate(jnp.ones((1, 4, 4, 1)), jnp.zeros((1, 2, 2), int)),
-                                  np.ones((1, 2, 4, 4, 1)))  # fmt: skip
+    np.testing.assert_array_equal(
+        translate(jnp.ones((1, 4, 4, 1)), jnp.zeros((1, 2, 2), int)), np.ones((1, 2, 4, 4, 1))
+    )
 
 
 @pytest.mark.parametrize("follows", [True, False])
@@ -80,8 +83,11 @@ def test_the_keyframe_loss_moves_its_shared_noise_with_the_clip(follows):
     clip is, frame by frame, exactly when the noise follows the clip's motion."""
     rng = np.random.default_rng(0)
     video = np.stack([_translated(rng.uniform(-1, 1, (16, 16, 3)), s) for s in SHIFTS])
-    x_t = np.asarray(keyframe_loss_input(video, training_frame_noise_correlation=1.0,
-                                         training_noise_follows_motion=follows))  # (B, F, H, W, 3)
+    x_t = np.asarray(
+        keyframe_loss_input(
+            video, training_frame_noise_correlation=1.0, training_noise_follows_motion=follows
+        )
+    )  # (B, F, H, W, 3)
     moved = np.stack([_translated(x_t[b, 2], SHIFTS[b]) for b in range(2)])
     assert np.allclose(x_t, moved, atol=1e-5) == follows
 
@@ -90,8 +96,12 @@ def test_bad_frame_noise_motion_settings_are_config_problems():
     from mav_jax.diffusion import make_schedule
     from mav_jax.stages.keyframes import KeyframeStage
 
-    stage = KeyframeStage(schedule=make_schedule("linear", 100), frame_noise_drift=-1.0,
-                          training_noise_follows_motion=True, steady_motion_strength=1.5)  # fmt: skip
+    stage = KeyframeStage(
+        schedule=make_schedule("linear", 100),
+        frame_noise_drift=-1.0,
+        training_noise_follows_motion=True,
+        steady_motion_strength=1.5,
+    )
     problems = " ".join(stage.problems())
     assert "frame_noise_drift is a speed in pixels a frame, so not negative; got -1.0" in problems
     assert "set training_frame_noise_correlation > 0 too" in problems

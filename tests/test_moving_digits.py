@@ -36,8 +36,11 @@ def built(tmp_path_factory):
         dirs = []
         for name in ("first", "second"):
             data_dir = tmp_path_factory.mktemp(name)
-            builder = MovingDigits(config=MovingDigitsConfig(**SMALL), data_dir=str(data_dir),
-                                   file_format="array_record")  # fmt: skip
+            builder = MovingDigits(
+                config=MovingDigitsConfig(**SMALL),
+                data_dir=str(data_dir),
+                file_format="array_record",
+            )
             builder.download_and_prepare()
             dirs.append(data_dir)
     finally:
@@ -92,8 +95,10 @@ def test_digit_pixels_take_the_named_colour(built):
 def test_build_command_rejects_unknown_datasets(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mav_jax.data.build", "webvid", f"--data_dir={tmp_path}"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "Unknown dataset 'webvid'" in result.stderr
 
 

@@ -116,10 +116,18 @@ def _operations():
 def test_processes_read_disjoint_shards_that_cover_the_data():
     source = FrameIndexVideos(24)
     shards = [
-        _ids(make_loader(source, _operations(), batch_size=4, seed=0, num_epochs=1,
-                         shard_options=grain.ShardOptions(index, 2, drop_remainder=True)))
+        _ids(
+            make_loader(
+                source,
+                _operations(),
+                batch_size=4,
+                seed=0,
+                num_epochs=1,
+                shard_options=grain.ShardOptions(index, 2, drop_remainder=True),
+            )
+        )
         for index in range(2)
-    ]  # fmt: skip
+    ]
     assert set(shards[0]).isdisjoint(shards[1])
     assert sorted(shards[0] + shards[1]) == list(range(24))
 
@@ -180,7 +188,9 @@ def test_moving_digits_clips_flow_through_to_interpolation_batches(tmp_path):
     assert -1.0 <= batch["video"].min() < batch["video"].max() <= 1.0
 
 
-def test_encoded_records_decode_only_a_clips_frames_into_the_same_clips(digits_data_dir, monkeypatch):
+def test_encoded_records_decode_only_a_clips_frames_into_the_same_clips(
+    digits_data_dir, monkeypatch
+):
     import tensorflow_datasets as tfds
 
     from mav_jax.data import clips

@@ -20,8 +20,16 @@ def test_per_device_memory_falls_as_fsdp_grows(tmp_path):
 
 def test_largest_batch_extrapolates_memory_linearly():
     def plan(batch, temp):
-        return StepPlan({}, batch, 1, 0.0, argument_bytes=100, output_bytes=100, alias_bytes=100,
-                        temp_bytes=temp)  # fmt: skip
+        return StepPlan(
+            {},
+            batch,
+            1,
+            0.0,
+            argument_bytes=100,
+            output_bytes=100,
+            alias_bytes=100,
+            temp_bytes=temp,
+        )
 
     assert largest_batch(plan(1, 50), plan(2, 80), hbm_bytes=300) == 6  # 120 + 30 b <= 300
 

@@ -35,9 +35,14 @@ def _prior_inputs(batch=2, length=24, seed=0):
 
 def _call(model, inputs, **changes):
     x = {**inputs, **changes}
-    return model(x["x_t"], jnp.array([10, 500]), text_tokens=x["text_tokens"],
-                 token_mask=token_mask(x["tokens"]), text_embedding=x["text_embedding"],
-                 embedding_mask=x.get("embedding_mask"))  # fmt: skip
+    return model(
+        x["x_t"],
+        jnp.array([10, 500]),
+        text_tokens=x["text_tokens"],
+        token_mask=token_mask(x["tokens"]),
+        text_embedding=x["text_embedding"],
+        embedding_mask=x.get("embedding_mask"),
+    )
 
 
 def test_prior_reads_only_real_tokens_and_drops_text_for_guidance():
@@ -56,8 +61,9 @@ def test_prior_reads_only_real_tokens_and_drops_text_for_guidance():
     other = _prior_inputs(seed=1)
     np.testing.assert_allclose(
         _call(model, inputs, embedding_mask=dropped),
-        _call(model, {**other, "x_t": inputs["x_t"]}, embedding_mask=dropped), atol=1e-5,
-    )  # fmt: skip
+        _call(model, {**other, "x_t": inputs["x_t"]}, embedding_mask=dropped),
+        atol=1e-5,
+    )
 
 
 def _prior_config(data_dir, clip_from):
@@ -70,8 +76,9 @@ def _prior_config(data_dir, clip_from):
     return config
 
 
-def test_prior_trains_on_the_frozen_clip_and_samples_unit_embeddings(digits_data_dir, clip_export,
-                                                                     tmp_path):  # fmt: skip
+def test_prior_trains_on_the_frozen_clip_and_samples_unit_embeddings(
+    digits_data_dir, clip_export, tmp_path
+):
     config = _prior_config(digits_data_dir, clip_export)
     state = train_and_evaluate(config, str(tmp_path))
     assert int(state.step) == 4
@@ -81,9 +88,17 @@ def test_prior_trains_on_the_frozen_clip_and_samples_unit_embeddings(digits_data
     tokens = jnp.asarray(clip.tokenize(["a red 3 in the center", "a blue 5 at the top left"]))
     text_embedding, text_tokens = clip.encode_text(tokens)
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: stage.build_model(nnx.Rngs(0))))
-    embeddings = sample_image_embeddings(graphdef, state.ema, jax.random.key(0), stage.schedule,
-                                         text_tokens, tokens, text_embedding, num_steps=3,
-                                         guidance_scale=2.0)  # fmt: skip
+    embeddings = sample_image_embeddings(
+        graphdef,
+        state.ema,
+        jax.random.key(0),
+        stage.schedule,
+        text_tokens,
+        tokens,
+        text_embedding,
+        num_steps=3,
+        guidance_scale=2.0,
+    )
     assert embeddings.shape == (2, UNIT_CLIP["embed_dim"])
     np.testing.assert_allclose(jnp.linalg.norm(embeddings, axis=-1), 1.0, rtol=1e-5)
 
@@ -99,8 +114,10 @@ def test_prior_needs_a_matching_clip(digits_data_dir, clip_export, tmp_path):
 
 
 def test_keyframes_condition_on_the_clip_image_embedding(digits_data_dir, clip_export, tmp_path):
-    config = tiny_config(digits_data_dir, **{"unet.embedding_dim": 32, "train.num_steps": 2,
-                                             "train.checkpoint_every": 2})  # fmt: skip
+    config = tiny_config(
+        digits_data_dir,
+        **{"unet.embedding_dim": 32, "train.num_steps": 2, "train.checkpoint_every": 2},
+    )
     with pytest.raises(ConfigError, match="clip_from"):
         train_and_evaluate(config, str(tmp_path / "no_clip"))
     config.clip_from = clip_export

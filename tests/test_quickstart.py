@@ -12,11 +12,20 @@ from mav_jax.quickstart import INPUTS_FILE, export_is_current, parse_run_steps, 
 
 def test_step_overrides_set_the_named_runs_steps_and_intervals(tmp_path):
     default = dict(quickstart.stages(str(tmp_path / "data"), str(tmp_path)))
-    runs = dict(quickstart.stages(str(tmp_path / "data"), str(tmp_path),
-                                  run_steps=parse_run_steps(["keyframes_video=5000"])))  # fmt: skip
+    runs = dict(
+        quickstart.stages(
+            str(tmp_path / "data"),
+            str(tmp_path),
+            run_steps=parse_run_steps(["keyframes_video=5000"]),
+        )
+    )
     train = runs["keyframes_video"].train
     assert (train.num_steps, train.warmup_steps, train.checkpoint_every, train.log_every) == (
-        5000, 50, 1250, 250)  # fmt: skip
+        5000,
+        50,
+        1250,
+        250,
+    )
     assert train.global_batch_size == default["keyframes_video"].train.global_batch_size
     for name in runs.keys() - {"keyframes_video"}:
         assert runs[name].train.num_steps == default[name].train.num_steps
@@ -36,8 +45,9 @@ def test_an_export_of_fewer_steps_trains_on_and_one_of_more_is_refused(tmp_path)
     (export / "config.json").write_text(json.dumps({"exported_from": {"step": 150}}))
     assert export_is_current(str(export), 150, "keyframes_video")
     assert not export_is_current(str(export), 5000, "keyframes_video")  # asked for more: train on
-    with pytest.raises(app.UsageError, match="150 steps, more than the 100 asked; pass "
-                                             "--steps=keyframes_video=150"):
+    with pytest.raises(
+        app.UsageError, match="150 steps, more than the 100 asked; pass --steps=keyframes_video=150"
+    ):
         export_is_current(str(export), 100, "keyframes_video")
 
 
@@ -53,7 +63,8 @@ def test_a_run_begun_from_a_replaced_export_is_set_aside_and_trains_again(tmp_pa
     _export(exports / "keyframes", 150, "dt-a")
     _export(exports / "clip", 1500, "clip-a")
     config = ml_collections.ConfigDict(
-        {"init_from": keyframes, "clip_from": clip, "train": {"num_steps": 400}})
+        {"init_from": keyframes, "clip_from": clip, "train": {"num_steps": 400}}
+    )
     begun_from = {keyframes: "dt-a", clip: "clip-a"}
     assert prepare_run("interpolation", config, str(tmp_path)) == begun_from  # not trained yet
 
@@ -64,18 +75,26 @@ def test_a_run_begun_from_a_replaced_export_is_set_aside_and_trains_again(tmp_pa
 
     # D^t trained on (--steps): same path, new export. ↑F must start again, not keep its weights.
     _export(exports / "keyframes", 5000, "dt-b")
-    assert prepare_run("interpolation", config, str(tmp_path)) == {keyframes: "dt-b", clip: "clip-a"}
+    assert prepare_run("interpolation", config, str(tmp_path)) == {
+        keyframes: "dt-b",
+        clip: "clip-a",
+    }
     aside = tmp_path / "superseded" / "interpolation-1"
     assert not run_dir.exists() and not (exports / "interpolation").exists()
     assert (aside / "run" / "checkpoints").is_dir()
-    assert json.loads((aside / "export" / "config.json").read_text())["exported_from"]["id"] == "f-a"
+    assert (
+        json.loads((aside / "export" / "config.json").read_text())["exported_from"]["id"] == "f-a"
+    )
 
     # A run interrupted before its export, begun from an export replaced since (even by one of
     # the same step count), is set aside beside the first.
     run_dir.mkdir(parents=True)
     (run_dir / INPUTS_FILE).write_text(json.dumps({keyframes: "dt-b", clip: "clip-a"}))
     _export(exports / "clip", 1500, "clip-b")
-    assert prepare_run("interpolation", config, str(tmp_path)) == {keyframes: "dt-b", clip: "clip-b"}
+    assert prepare_run("interpolation", config, str(tmp_path)) == {
+        keyframes: "dt-b",
+        clip: "clip-b",
+    }
     assert (tmp_path / "superseded" / "interpolation-2" / "run" / INPUTS_FILE).exists()
     assert not run_dir.exists()
 
@@ -87,11 +106,17 @@ def test_a_run_begun_from_a_replaced_export_is_set_aside_and_trains_again(tmp_pa
     _export(copy_exports / "clip", 1500, "clip-b")
     _export(copy_exports / "interpolation", 400, "f-b", {keyframes: "dt-b", clip: "clip-b"})
     (copy / "runs" / "interpolation").mkdir(parents=True)
-    copied = ml_collections.ConfigDict({"init_from": str(copy_exports / "keyframes"),
-                                        "clip_from": str(copy_exports / "clip"),
-                                        "train": {"num_steps": 400}})  # fmt: skip
+    copied = ml_collections.ConfigDict(
+        {
+            "init_from": str(copy_exports / "keyframes"),
+            "clip_from": str(copy_exports / "clip"),
+            "train": {"num_steps": 400},
+        }
+    )
     assert prepare_run("interpolation", copied, str(copy)) == {
-        str(copy_exports / "keyframes"): "dt-c", str(copy_exports / "clip"): "clip-b"}
+        str(copy_exports / "keyframes"): "dt-c",
+        str(copy_exports / "clip"): "clip-b",
+    }
     assert (copy / "superseded" / "interpolation-1" / "export").is_dir()
 
     # A damaged record of what a run began from is a clear error, and nothing is moved.

@@ -15,8 +15,17 @@ from mav_jax.state_paths import flat_params
 from mav_jax.train.optimizer import make_optimizer
 from mav_jax.train.step import ema_decay_at, init_train_state, make_train_step
 
-CFG = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
-                 num_heads=2, temporal=True, fps_conditioning=True, embedding_dim=8, dropout=0.1)  # fmt: skip
+CFG = UNetConfig(
+    base_channels=16,
+    channel_mults=(1, 2),
+    num_res_blocks=1,
+    attention_levels=(1,),
+    num_heads=2,
+    temporal=True,
+    fps_conditioning=True,
+    embedding_dim=8,
+    dropout=0.1,
+)
 STAGE = KeyframeStage(cosine_schedule(100))
 
 
@@ -30,11 +39,13 @@ def _batches(count: int):
     out = []
     for i in range(count):
         k1, k2, k3 = jax.random.split(jax.random.fold_in(key, i), 3)
-        out.append({
-            "video": jax.random.uniform(k1, (8, 2, 8, 8, 3), minval=-1, maxval=1),
-            "fps": jax.random.uniform(k2, (8,), minval=2, maxval=24),
-            "embedding": jax.random.normal(k3, (8, 8)),
-        })  # fmt: skip
+        out.append(
+            {
+                "video": jax.random.uniform(k1, (8, 2, 8, 8, 3), minval=-1, maxval=1),
+                "fps": jax.random.uniform(k2, (8,), minval=2, maxval=24),
+                "embedding": jax.random.normal(k3, (8, 8)),
+            }
+        )
     return out
 
 
@@ -76,8 +87,9 @@ def test_sharded_step_matches_one_device(model):
 
 
 def test_temporal_only_training_keeps_spatial_weights_bit_identical(model):
-    state, _, skipping_flops = _train(model, {"data": 1}, temporal_only=True,
-                                      trainable=is_temporal_path)  # fmt: skip
+    state, _, skipping_flops = _train(
+        model, {"data": 1}, temporal_only=True, trainable=is_temporal_path
+    )
     before = flat_params(model)
     after = flat_params(state.params)
     changed = {p for p in before if not np.array_equal(before[p][...], after[p][...])}
@@ -112,13 +124,16 @@ def test_gradient_accumulation_gives_the_whole_batch_update(model):
     results = []
     for accumulate in (1, 2):
         graphdef, state = init_train_state(nnx.clone(model), sgd, mesh, seed=0)
-        step = make_train_step(graphdef, _RegressionStage(), sgd, mesh, state, batch,
-                               grad_accum_steps=accumulate)  # fmt: skip
+        step = make_train_step(
+            graphdef, _RegressionStage(), sgd, mesh, state, batch, grad_accum_steps=accumulate
+        )
         state, metrics = step(state, batch)
         results.append((state, float(metrics["loss"]), float(metrics["grad_norm"])))
     (whole, loss1, norm1), (accumulated, loss2, norm2) = results
     np.testing.assert_allclose([loss2, norm2], [loss1, norm1], rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(accumulated.params), jax.tree.leaves(whole.params), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(accumulated.params), jax.tree.leaves(whole.params), strict=True
+    ):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
 
 

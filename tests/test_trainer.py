@@ -54,11 +54,19 @@ def test_video_phase_starts_from_the_image_weights_and_trains_only_temporal_laye
     """Also with warped frame noise in its loss and its samples (diffusion/frame_motion.py), so the
     phase correlation and the drift run inside the real step, sharded over 8 devices."""
     image_workdir, image_state = image_run
-    warped_noise = {"diffusion.training_frame_noise_correlation": 0.5,
-                    "diffusion.training_noise_follows_motion": True,
-                    "diffusion.frame_noise_correlation": 0.8, "diffusion.frame_noise_drift": 2.0}
-    config = tiny_config(digits_data_dir, phase="video", init_from=str(image_workdir),
-                         **{"train.temporal_only": True}, **warped_noise)  # fmt: skip
+    warped_noise = {
+        "diffusion.training_frame_noise_correlation": 0.5,
+        "diffusion.training_noise_follows_motion": True,
+        "diffusion.frame_noise_correlation": 0.8,
+        "diffusion.frame_noise_drift": 2.0,
+    }
+    config = tiny_config(
+        digits_data_dir,
+        phase="video",
+        init_from=str(image_workdir),
+        **{"train.temporal_only": True},
+        **warped_noise,
+    )
     state = train_and_evaluate(config, str(tmp_path / "video"))
     image = flat_params(image_state.ema)  # init_from loads the image run's EMA weights
     video = flat_params(state.params)
@@ -75,7 +83,9 @@ def test_video_phase_starts_from_the_image_weights_and_trains_only_temporal_laye
     exported = json.loads((tmp_path / "export" / "config.json").read_text())
     assert exported["phase"] == "video" and exported["exported_from"]["step"] == 4
     assert len(exported["exported_from"]["id"]) == 32  # what later runs record they began from
-    config2, _, params = load_inference(str(tmp_path / "export"), make_mesh({"data": 2, "tensor": 4}))
+    config2, _, params = load_inference(
+        str(tmp_path / "export"), make_mesh({"data": 2, "tensor": 4})
+    )
     assert config2.stage == "keyframes" and _leaves_equal(params, state.ema)
     leaf = params["down"][0]["res"]["conv1"]["spatial_conv"]["kernel"][...]
     assert leaf.sharding.mesh.shape["tensor"] == 4
@@ -93,8 +103,9 @@ def test_video_phase_starts_from_the_image_weights_and_trains_only_temporal_laye
         ({"phase": "audio"}, "config.phase must be one of"),
     ],
 )
-def test_bad_configs_fail_before_compiling_with_what_to_fix(digits_data_dir, tmp_path, overrides,
-                                                            message):  # fmt: skip
+def test_bad_configs_fail_before_compiling_with_what_to_fix(
+    digits_data_dir, tmp_path, overrides, message
+):
     with pytest.raises(ValueError, match=message):
         train_and_evaluate(tiny_config(digits_data_dir, **overrides), str(tmp_path))
     assert not (tmp_path / "checkpoints").exists()
@@ -120,8 +131,14 @@ def _wait_for_step(process, workdir, step: int, timeout: float = 300) -> None:
 
 
 def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(digits_data_dir, tmp_path):
-    steps = {"train.num_steps": 24, "train.checkpoint_every": 4, "train.log_every": 4,
-             "mesh.data": 8, "mesh.fsdp": 1, "train.num_samples": 0}  # fmt: skip
+    steps = {
+        "train.num_steps": 24,
+        "train.checkpoint_every": 4,
+        "train.log_every": 4,
+        "mesh.data": 8,
+        "mesh.fsdp": 1,
+        "train.num_samples": 0,
+    }
     reference = train_and_evaluate(tiny_config(digits_data_dir, **steps), str(tmp_path / "ref"))
     workdir = tmp_path / "run"
     command = train_command(workdir, digits_data_dir, **steps)
@@ -131,7 +148,9 @@ def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(digits_dat
     preempted.send_signal(signal.SIGTERM)
     assert preempted.wait(timeout=300) == 0
     stopped_at = _committed_steps(workdir)[-1]
-    assert stopped_at < 24 and "run the same command to resume" in (tmp_path / "first.log").read_text()
+    assert (
+        stopped_at < 24 and "run the same command to resume" in (tmp_path / "first.log").read_text()
+    )
 
     killed = start(command, log_path=tmp_path / "second.log")
     _wait_for_step(killed, workdir, stopped_at + 1)  # its first new checkpoint
@@ -139,13 +158,21 @@ def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(digits_dat
     killed.wait(timeout=60)
     assert stopped_at < _committed_steps(workdir)[-1] < 24
 
-    subprocess.run(command, cwd=start.__globals__["ROOT"], env=start.__globals__["subprocess_env"](),
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        command,
+        cwd=start.__globals__["ROOT"],
+        env=start.__globals__["subprocess_env"](),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     ckpt = Checkpointer(str(workdir / "checkpoints"))
     step, resumed, _, _ = ckpt.restore_latest(abstract_like(reference))
     ckpt.close()
     assert step == 24 and int(resumed.step) == 24
-    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(reference.params), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(resumed.params), jax.tree.leaves(reference.params), strict=True
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
@@ -161,10 +188,15 @@ def test_two_processes_train_and_the_checkpoint_restores_in_one_on_another_mesh(
     workdir = tmp_path / "multi"
     address = f"--coordinator_address=127.0.0.1:{_free_port()}"
     processes = [
-        start(train_command(workdir, digits_data_dir, address, "--num_processes=2",
-                            f"--process_id={i}"), devices=4, log_path=tmp_path / f"p{i}.log")
+        start(
+            train_command(
+                workdir, digits_data_dir, address, "--num_processes=2", f"--process_id={i}"
+            ),
+            devices=4,
+            log_path=tmp_path / f"p{i}.log",
+        )
         for i in range(2)
-    ]  # fmt: skip
+    ]
     for i, process in enumerate(processes):
         assert process.wait(timeout=600) == 0, (tmp_path / f"p{i}.log").read_text()[-3000:]
     assert _committed_steps(workdir) == [2, 4]

@@ -112,7 +112,9 @@ def test_a_clip_conditioned_source_seeds_an_unconditioned_stage(image_cfg):
     target = SpatioTemporalUNet(image_cfg.replace(embedding_dim=0), rngs=nnx.Rngs(2))
     with pytest.raises(ValueError, match="absent from the video model"):
         transplant_spatial_params(nnx.state(source, nnx.Param), target)
-    transplant_spatial_params(nnx.state(source, nnx.Param), target, drop_embedding_conditioning=True)
+    transplant_spatial_params(
+        nnx.state(source, nnx.Param), target, drop_embedding_conditioning=True
+    )
     source_params = flat_params(source)
     for path, var in flat_params(target).items():
         np.testing.assert_array_equal(var[...], source_params[path][...])
@@ -208,8 +210,15 @@ def test_remat_gives_the_same_gradients(video_cfg, video_unet):
 
 
 def test_dropout_needs_a_key_and_changes_the_output():
-    cfg = UNetConfig(base_channels=8, channel_mults=(1,), num_res_blocks=1, attention_levels=(),
-                     num_heads=1, dropout=0.5, temporal=False)  # fmt: skip
+    cfg = UNetConfig(
+        base_channels=8,
+        channel_mults=(1,),
+        num_res_blocks=1,
+        attention_levels=(),
+        num_heads=1,
+        dropout=0.5,
+        temporal=False,
+    )
     model = SpatioTemporalUNet(cfg, rngs=nnx.Rngs(0))
     x, t = jnp.ones((1, 1, 4, 4, 3)), jnp.ones((1,))
     with pytest.raises(ValueError, match="dropout_key"):

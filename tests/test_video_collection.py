@@ -49,8 +49,10 @@ def test_good_videos_are_kept_and_bad_ones_reported_with_reasons(tmp_path):
         ("faster stripes", 25.0, (24, 32, 32, 3)),
         ("stripes sliding right", 12.0, (20, 32, 32, 3)),
     ]
-    skipped = {reason: [item.split(":")[0].rsplit("/", 1)[-1] for item in items]
-               for reason, items in builder.skipped.items()}  # fmt: skip
+    skipped = {
+        reason: [item.split(":")[0].rsplit("/", 1)[-1] for item in items]
+        for reason, items in builder.skipped.items()
+    }
     assert skipped == {
         "empty": ["zero.mp4"],
         "unreadable": ["truncated.mp4", "missing.mp4"],

@@ -48,16 +48,28 @@ def cli_flags(data_dir: str, **overrides) -> list[str]:
 
 
 def train_command(workdir, data_dir: str, *extra: str, **overrides) -> list[str]:
-    return [sys.executable, "-m", "mav_jax.train", "--config=configs/keyframes.py:tiny",
-            f"--workdir={workdir}", *cli_flags(data_dir, **overrides), *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "mav_jax.train",
+        "--config=configs/keyframes.py:tiny",
+        f"--workdir={workdir}",
+        *cli_flags(data_dir, **overrides),
+        *extra,
+    ]
 
 
 def subprocess_env(devices: int = 8) -> dict:
-    return {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONPATH": str(ROOT)}  # fmt: skip
+    return {
+        **os.environ,
+        "JAX_NUM_CPU_DEVICES": str(devices),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def start(command: list[str], devices: int = 8, log_path=None) -> subprocess.Popen:
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(command, cwd=ROOT, env=subprocess_env(devices), stdout=out,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    return subprocess.Popen(
+        command, cwd=ROOT, env=subprocess_env(devices), stdout=out, stderr=subprocess.STDOUT
+    )

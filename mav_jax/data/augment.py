@@ -21,8 +21,12 @@ def resize_shorter_side(video: np.ndarray, size: int) -> np.ndarray:
         return video
     scale = size / min(height, width)
     new_size = (max(size, round(width * scale)), max(size, round(height * scale)))  # PIL: (W, H)
-    return np.stack([np.asarray(Image.fromarray(frame).resize(new_size, Image.Resampling.BILINEAR))
-                     for frame in video])  # fmt: skip
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(frame).resize(new_size, Image.Resampling.BILINEAR))
+            for frame in video
+        ]
+    )
 
 
 class CropFlipScale(grain.RandomMapTransform):
@@ -46,8 +50,10 @@ class CropFlipScale(grain.RandomMapTransform):
             video = resize_shorter_side(video, self.size)
         _, height, width, _ = video.shape
         if height < self.size or width < self.size:
-            raise ValueError(f"Frames of {height}x{width} are smaller than the crop {self.size}; "
-                             "super-resolution needs data at least as large as its output.")  # fmt: skip
+            raise ValueError(
+                f"Frames of {height}x{width} are smaller than the crop {self.size}; "
+                "super-resolution needs data at least as large as its output."
+            )
         top = int(rng.integers(0, height - self.size + 1))
         left = int(rng.integers(0, width - self.size + 1))
         video = video[:, top : top + self.size, left : left + self.size]

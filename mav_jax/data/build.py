@@ -20,7 +20,9 @@ from absl import app, flags
 from mav_jax.data.builders import BUILDERS, build
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where TFDS writes the dataset (local or gs://).")
-_CONFIG = flags.DEFINE_string("config", None, "moving_digits builder config: tiny, small or tiny64.")
+_CONFIG = flags.DEFINE_string(
+    "config", None, "moving_digits builder config: tiny, small or tiny64."
+)
 _SOURCE = flags.DEFINE_string("source", None, "video_collection: a .csv/.tsv/.jsonl or a folder.")
 _NAME = flags.DEFINE_string("name", "default", "video_collection: the config name to build as.")
 _FRAME_SIZE = flags.DEFINE_integer("frame_size", 64, "video_collection: square frame size.")
@@ -32,8 +34,12 @@ def main(argv) -> None:
         sys.exit(f"usage: python -m mav_jax.data.build {{{','.join(BUILDERS)}}} --data_dir=DIR")
     collection = {}
     if argv[1] in ("video_collection", "image_collection"):
-        collection = dict(name=_NAME.value, source=_SOURCE.value, frame_size=_FRAME_SIZE.value,
-                          min_frames=_MIN_FRAMES.value)  # fmt: skip
+        collection = dict(
+            name=_NAME.value,
+            source=_SOURCE.value,
+            frame_size=_FRAME_SIZE.value,
+            min_frames=_MIN_FRAMES.value,
+        )
     try:
         builder = build(argv[1], _DATA_DIR.value, _CONFIG.value, **collection)
     except (ValueError, FileNotFoundError) as error:

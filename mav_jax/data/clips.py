@@ -72,8 +72,10 @@ def decode_frame(frame) -> np.ndarray:
             with Image.open(io.BytesIO(frame)) as image:
                 return np.asarray(image.convert("RGB"))
         except OSError as error:  # PIL's UnidentifiedImageError, truncated files
-            raise ValueError(f"A video frame does not decode ({error}); the dataset's records are "
-                             "damaged: rebuild it.") from error  # fmt: skip
+            raise ValueError(
+                f"A video frame does not decode ({error}); the dataset's records are "
+                "damaged: rebuild it."
+            ) from error
     return np.asarray(frame, np.uint8)
 
 
@@ -82,7 +84,9 @@ def sample_clip(video: Sequence, source_fps: float, sampling: ClipSampling, rng)
     'fps', 'frame_skip', 'start'}. Only the F chosen frames are decoded."""
     skip = choose_frame_skip(sampling, len(video), rng)
     start = int(rng.integers(0, len(video) - sampling.span(skip) + 1))
-    frames = np.stack([decode_frame(video[i]) for i in range(start, start + sampling.span(skip), skip)])
+    frames = np.stack(
+        [decode_frame(video[i]) for i in range(start, start + sampling.span(skip), skip)]
+    )
     return {
         "video": frames,
         "fps": np.float32(source_fps / skip),

@@ -125,8 +125,12 @@ VIDEO_TEMPLATES = (
 def caption(clip: Clip, rng: np.random.Generator, video: bool, frame_size: int) -> str:
     """A caption naming digit and colour, and the position (images) or the motion (videos)."""
     article = "an" if clip.color[0] in "aeiou" else "a"
-    fields = {"color": clip.color, "a_color": f"{article} {clip.color}", "digit": clip.digit,
-              "word": DIGIT_WORDS[clip.digit]}  # fmt: skip
+    fields = {
+        "color": clip.color,
+        "a_color": f"{article} {clip.color}",
+        "digit": clip.digit,
+        "word": DIGIT_WORDS[clip.digit],
+    }
     if video:
         fields["direction"] = direction_name(clip.velocity)
         template = VIDEO_TEMPLATES[int(rng.integers(len(VIDEO_TEMPLATES)))]

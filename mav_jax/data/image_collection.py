@@ -62,7 +62,7 @@ class ImageCollection(tfds.core.GeneratorBasedBuilder):
                     "caption": tfds.features.Text(),
                     "path": tfds.features.Text(),
                 }
-            ),  # fmt: skip
+            ),
             description=__doc__,
         )
 

@@ -32,8 +32,9 @@ class EncodedFrames(tfds.decode.SkipDecoding):
 def video_source(dataset: str, split: str, data_dir: str | None = None):
     """A random-access TFDS source of `dataset`'s `split` whose records' 'video' is a list of
     encoded frames, for `SampleClip` (every stage's first transform) to decode what it keeps."""
-    return tfds.data_source(dataset, split=split, data_dir=data_dir or None,
-                            decoders={"video": EncodedFrames()})  # fmt: skip
+    return tfds.data_source(
+        dataset, split=split, data_dir=data_dir or None, decoders={"video": EncodedFrames()}
+    )
 
 
 def make_loader(
@@ -54,9 +55,12 @@ def make_loader(
     remote storage); on a small CPU host 1 and one batch read faster (the quickstart's)."""
     shard_options = shard_options or grain.ShardByJaxProcess(drop_remainder=True)
     sampler = grain.IndexSampler(
-        num_records=len(source), shard_options=shard_options, shuffle=shuffle,
-        num_epochs=num_epochs, seed=seed,
-    )  # fmt: skip
+        num_records=len(source),
+        shard_options=shard_options,
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+        seed=seed,
+    )
     return grain.DataLoader(
         data_source=source,
         sampler=sampler,

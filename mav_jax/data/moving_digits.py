@@ -47,7 +47,7 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
             num_images=8192,
             num_videos=2048,
             num_eval=256,
-        ),  # fmt: skip
+        ),
         MovingDigitsConfig(
             name="tiny64",
             description="64x64 images (few videos): the quickstart's 32 -> 64 super-resolution.",
@@ -55,7 +55,7 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
             num_images=1024,
             num_videos=16,
             num_eval=8,
-        ),  # fmt: skip
+        ),
     ]
     DEFAULT_CONFIG_NAME = "tiny"
 
@@ -70,7 +70,7 @@ class MovingDigits(tfds.core.GeneratorBasedBuilder):
                     "color": tfds.features.ClassLabel(names=list(COLORS)),
                     "fps": np.float32,
                 }
-            ),  # fmt: skip
+            ),
             supervised_keys=None,
             description=__doc__,
         )

@@ -88,5 +88,8 @@ class Tokenize(grain.MapTransform):
 def captioned_image_operations(resolution: int, tokenizer_spec: str, context_length: int) -> list:
     """The image-text pipeline of the CLIP and prior stages: one frame of each record, resized and
     scaled to `resolution` (B, 1, H, W, 3), and its caption as 'tokens' (B, L)."""
-    return [SampleClip(SINGLE_FRAME), CropFlipScale(resolution, flip=False),
-            Tokenize(tokenizer_spec, context_length)]  # fmt: skip
+    return [
+        SampleClip(SINGLE_FRAME),
+        CropFlipScale(resolution, flip=False),
+        Tokenize(tokenizer_spec, context_length),
+    ]

@@ -62,7 +62,7 @@ class VideoCollection(tfds.core.GeneratorBasedBuilder):
                     "fps": np.float32,
                     "path": tfds.features.Text(),
                 }
-            ),  # fmt: skip
+            ),
             description=__doc__,
         )
 

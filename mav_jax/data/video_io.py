@@ -70,8 +70,14 @@ def write_gif(path: str, frames: np.ndarray, fps: float) -> None:
 
     images = [Image.fromarray(frame) for frame in frames]
     with open_file(path, "wb") as f:
-        images[0].save(f, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=max(int(round(1000 / fps)), 20))  # fmt: skip
+        images[0].save(
+            f,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            loop=0,
+            duration=max(int(round(1000 / fps)), 20),
+        )
 
 
 def write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
@@ -83,7 +89,9 @@ def write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
     _, height, width, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
     with open_file(path, "wb") as f, av.open(f, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
+        stream = container.add_stream(
+            "libx264", rate=fractions.Fraction(fps).limit_denominator(1000)
+        )
         stream.height, stream.width = frames.shape[1], frames.shape[2]
         stream.pix_fmt = "yuv420p"
         for frame in frames:

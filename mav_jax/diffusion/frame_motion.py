@@ -58,8 +58,9 @@ def shift(images: jax.Array, offsets: jax.Array) -> jax.Array:
     its offset, bilinearly for fractions of a pixel; what enters at an edge repeats the edge
     (the background, where the content is away from it)."""
     h, w = images.shape[1:3]
-    rows, cols = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                              indexing="ij")  # fmt: skip
+    rows, cols = jnp.meshgrid(
+        jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+    )
 
     def one(image, offset):  # (H, W, C), (2,)
         where = [rows - offset[0], cols - offset[1]]
@@ -110,7 +111,9 @@ def steady_velocity(video: jax.Array, still_fallback: jax.Array | None = None) -
         raise ValueError(f"A velocity needs at least 2 frames, got {num_frames}.")
     offset = frames_from_middle(num_frames)
     others = offset != 0
-    per_frame = translation_from_middle(video)[:, others] / offset[others][None, :, None]  # (B, F-1, 2)
+    per_frame = (
+        translation_from_middle(video)[:, others] / offset[others][None, :, None]
+    )  # (B, F-1, 2)
     velocity = jnp.median(per_frame, axis=1)  # (B, 2)
     if still_fallback is None:
         return velocity

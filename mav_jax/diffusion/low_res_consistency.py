@@ -35,8 +35,10 @@ def hold_to_low_res(x0: jax.Array, low_res: LowResInput) -> jax.Array:
     b, f, h, w, c = x0.shape
     factor = h // y.shape[2]
     if y.shape != (b, f, h // factor, w // factor, c) or h % y.shape[2]:
-        raise ValueError(f"the low-res input {y.shape} does not downsample the sample {x0.shape} "
-                         f"by a whole factor")  # fmt: skip
+        raise ValueError(
+            f"the low-res input {y.shape} does not downsample the sample {x0.shape} "
+            f"by a whole factor"
+        )
     gap = jnp.asarray(weight, jnp.float32) * (y.astype(jnp.float32) - block_means(x0, factor))
     gap = jnp.repeat(jnp.repeat(gap, factor, axis=2), factor, axis=3)  # A+: each pixel to its block
     return x0 + gap

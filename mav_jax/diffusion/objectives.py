@@ -90,5 +90,7 @@ def diffusion_loss(
     loss = per_example.mean()
     if min_snr_gamma > 0:
         abar = schedule.alphas_cumprod[t]
-        loss = jnp.mean(per_example * min_snr_weight(prediction, abar / (1.0 - abar), min_snr_gamma))
+        loss = jnp.mean(
+            per_example * min_snr_weight(prediction, abar / (1.0 - abar), min_snr_gamma)
+        )
     return loss, {"per_example_loss": per_example, "timesteps": t, "output": output}

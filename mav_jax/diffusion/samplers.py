@@ -43,8 +43,9 @@ def sampling_timesteps(num_timesteps: int, num_steps: int) -> tuple[np.ndarray, 
     return ts, np.append(ts[1:], -1).astype(np.int32)
 
 
-def _step_quantities(schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale,
-                     low_res=None):  # fmt: skip
+def _step_quantities(
+    schedule, denoise_fn, params, x, t, cond, prediction, clip_x0, guidance_scale, low_res=None
+):
     """Network call at integer step t -> (x0_hat, eps_hat, abar_t), all float32; x0_hat held to
     `low_res` (when given), then clipped, and eps_hat made to agree with it."""
     batch_t = jnp.full((x.shape[0],), t, jnp.int32)
@@ -71,8 +72,9 @@ def _abar_next(schedule: NoiseSchedule, s: jax.Array) -> jax.Array:
 KnownFrames = tuple[jax.Array, jax.Array]  # x0 (B, F, ...) and its mask (B, F): 1 where given
 
 
-def _hold_known(schedule: NoiseSchedule, x: jax.Array, t: jax.Array, x_T: jax.Array,
-                known: KnownFrames | None) -> jax.Array:  # fmt: skip
+def _hold_known(
+    schedule: NoiseSchedule, x: jax.Array, t: jax.Array, x_T: jax.Array, known: KnownFrames | None
+) -> jax.Array:
     """x with its given frames replaced by their forward-noised values at step t (see above)."""
     if known is None:
         return x
@@ -83,8 +85,9 @@ def _hold_known(schedule: NoiseSchedule, x: jax.Array, t: jax.Array, x_T: jax.Ar
     return jnp.where(given, noised, x)
 
 
-def _start(schedule: NoiseSchedule, ts: np.ndarray, x_T: jax.Array, init: jax.Array | None,
-           strength: float) -> tuple[int, jax.Array]:  # fmt: skip
+def _start(
+    schedule: NoiseSchedule, ts: np.ndarray, x_T: jax.Array, init: jax.Array | None, strength: float
+) -> tuple[int, jax.Array]:
     """(first step index, x there): x_T from the top, or `init` forward-noised with x_T to the
     step that leaves round(strength * steps) steps to run (at least 1)."""
     if not 0.0 < strength <= 1.0:

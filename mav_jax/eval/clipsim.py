@@ -40,7 +40,9 @@ def captioned_videos(source: str) -> Iterator[tuple[str, np.ndarray, str]]:
         try:
             _, name, split = source.split(":")
         except ValueError:
-            raise ValueError(f"A TFDS source is tfds:NAME[/CONFIG]:SPLIT, got '{source}'.") from None
+            raise ValueError(
+                f"A TFDS source is tfds:NAME[/CONFIG]:SPLIT, got '{source}'."
+            ) from None
         data = tfds.data_source(name, split=split, data_dir=os.environ.get("TFDS_DATA_DIR"))
         for i in range(len(data)):
             record = data[i]
@@ -78,8 +80,9 @@ def video_clipsim(clip: FrozenClip, video: np.ndarray, caption: str, devices: in
     return float(jnp.mean(cosine_similarity(images, jnp.broadcast_to(text, images.shape))))
 
 
-def clipsim(clip: FrozenClip, source: str, num_videos: int | None = None,
-            progress: bool = False) -> ClipSimResult:  # fmt: skip
+def clipsim(
+    clip: FrozenClip, source: str, num_videos: int | None = None, progress: bool = False
+) -> ClipSimResult:
     """CLIPSIM of the first `num_videos` (default all) videos of `source`."""
     from tqdm import tqdm
 

@@ -132,8 +132,9 @@ def iterate_clips(source: str, protocol: Protocol) -> Iterator[tuple[str, np.nda
         yield name, sample_clip(video, protocol, rng, name)
 
 
-def compute_stats(source: str, protocol: Protocol, features: I3DFeatures, batch_size: int = 8,
-                  progress=None) -> FeatureStats:  # fmt: skip
+def compute_stats(
+    source: str, protocol: Protocol, features: I3DFeatures, batch_size: int = 8, progress=None
+) -> FeatureStats:
     """Feature statistics of the first `protocol.num_videos` clips of `source`."""
     stats = FeatureStats(NUM_CLASSES)
     batch, shape = [], None

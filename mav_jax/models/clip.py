@@ -49,8 +49,9 @@ class ClipConfig:
     def __post_init__(self):
         problems = []
         if self.image_size % self.patch_size:
-            problems.append(f"image_size {self.image_size} must be divisible by patch_size "
-                            f"{self.patch_size}")  # fmt: skip
+            problems.append(
+                f"image_size {self.image_size} must be divisible by patch_size {self.patch_size}"
+            )
         if self.vision_width % self.vision_heads or self.text_width % self.text_heads:
             problems.append("vision_width/text_width must be divisible by their head counts")
         if self.activation not in ACTIVATIONS:
@@ -77,15 +78,23 @@ class TextEncoder(nnx.Module):
     def __init__(self, config: ClipConfig, *, rngs: nnx.Rngs):
         width = config.text_width
         self.token_embedding = nnx.Embed(
-            config.vocab_size, width, embedding_init=nnx.initializers.normal(0.02),
-            embedding_metadata=axes_metadata(ax.VOCAB, ax.EMBED), rngs=rngs,
-        )  # fmt: skip
+            config.vocab_size,
+            width,
+            embedding_init=nnx.initializers.normal(0.02),
+            embedding_metadata=axes_metadata(ax.VOCAB, ax.EMBED),
+            rngs=rngs,
+        )
         self.positional_embedding = _param(
             rngs.params(), (config.context_length, width), 0.01, ax.TOKENS, ax.EMBED
         )
-        self.transformer = Transformer(width, config.text_layers, config.text_heads,
-                                       activation=config.activation, remat=config.remat,
-                                       rngs=rngs)  # fmt: skip
+        self.transformer = Transformer(
+            width,
+            config.text_layers,
+            config.text_heads,
+            activation=config.activation,
+            remat=config.remat,
+            rngs=rngs,
+        )
         self.final_norm = layer_norm(width, rngs=rngs)
         self.projection = _param(
             rngs.params(), (width, config.embed_dim), width**-0.5, ax.EMBED, ax.COND
@@ -107,19 +116,29 @@ class ImageEncoder(nnx.Module):
     def __init__(self, config: ClipConfig, *, rngs: nnx.Rngs):
         width, patch = config.vision_width, config.patch_size
         self.patch_embedding = nnx.Conv(
-            3, width, (patch, patch), strides=patch, padding="VALID", use_bias=False,
+            3,
+            width,
+            (patch, patch),
+            strides=patch,
+            padding="VALID",
+            use_bias=False,
             kernel_metadata=axes_metadata(ax.CONV_WINDOW, ax.CONV_WINDOW, ax.CONV_IN, ax.CONV_OUT),
             rngs=rngs,
-        )  # fmt: skip
+        )
         scale = width**-0.5
         self.class_embedding = _param(rngs.params(), (width,), scale, ax.EMBED)
         self.positional_embedding = _param(
             rngs.params(), (config.num_patches + 1, width), scale, ax.TOKENS, ax.EMBED
         )
         self.pre_norm = layer_norm(width, rngs=rngs)
-        self.transformer = Transformer(width, config.vision_layers, config.vision_heads,
-                                       activation=config.activation, remat=config.remat,
-                                       rngs=rngs)  # fmt: skip
+        self.transformer = Transformer(
+            width,
+            config.vision_layers,
+            config.vision_heads,
+            activation=config.activation,
+            remat=config.remat,
+            rngs=rngs,
+        )
         self.post_norm = layer_norm(width, rngs=rngs)
         self.projection = _param(rngs.params(), (width, config.embed_dim), scale, ax.EMBED, ax.COND)
 
@@ -162,8 +181,9 @@ def unit(x: jax.Array) -> jax.Array:
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-6)
 
 
-def contrastive_loss(image_emb: jax.Array, text_emb: jax.Array,
-                     logit_scale: jax.Array) -> tuple[jax.Array, dict]:  # fmt: skip
+def contrastive_loss(
+    image_emb: jax.Array, text_emb: jax.Array, logit_scale: jax.Array
+) -> tuple[jax.Array, dict]:
     """CLIP's symmetric InfoNCE over the (N, N) cosine similarities of a global batch; also the
     fraction of images whose own caption scores highest."""
     scale = jnp.exp(jnp.minimum(logit_scale, MAX_LOGIT_SCALE))

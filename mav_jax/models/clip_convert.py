@@ -61,23 +61,31 @@ def _count_blocks(state: Mapping[str, np.ndarray], prefix: str) -> int:
     return 1 + max(int(m.group(1)) for k in state if (m := pattern.match(k)))
 
 
-def config_from_state_dict(state: Mapping[str, np.ndarray], activation: str = "quick_gelu",
-                           **overrides) -> ClipConfig:  # fmt: skip
+def config_from_state_dict(
+    state: Mapping[str, np.ndarray], activation: str = "quick_gelu", **overrides
+) -> ClipConfig:
     """The ClipConfig a state dict was trained with (its shapes say everything but the activation)."""
     if "visual.conv1.weight" not in state:
-        raise ValueError("Not a ViT CLIP state dict (no visual.conv1.weight); ResNet CLIPs are "
-                         "not supported.")  # fmt: skip
+        raise ValueError(
+            "Not a ViT CLIP state dict (no visual.conv1.weight); ResNet CLIPs are not supported."
+        )
     vision_width, _, patch, _ = state["visual.conv1.weight"].shape
     grid = int(round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5))
     text_width = state["ln_final.weight"].shape[0]
     values = dict(
-        embed_dim=state["text_projection"].shape[1], image_size=grid * patch, patch_size=patch,
-        vision_width=vision_width, vision_layers=_count_blocks(state, "visual.transformer."),
-        vision_heads=vision_width // HEAD_DIM, context_length=state["positional_embedding"].shape[0],
-        vocab_size=state["token_embedding.weight"].shape[0], text_width=text_width,
-        text_layers=_count_blocks(state, "transformer."), text_heads=text_width // HEAD_DIM,
+        embed_dim=state["text_projection"].shape[1],
+        image_size=grid * patch,
+        patch_size=patch,
+        vision_width=vision_width,
+        vision_layers=_count_blocks(state, "visual.transformer."),
+        vision_heads=vision_width // HEAD_DIM,
+        context_length=state["positional_embedding"].shape[0],
+        vocab_size=state["token_embedding.weight"].shape[0],
+        text_width=text_width,
+        text_layers=_count_blocks(state, "transformer."),
+        text_heads=text_width // HEAD_DIM,
         activation=activation,
-    )  # fmt: skip
+    )
     return ClipConfig(**{**values, **overrides})
 
 
@@ -89,19 +97,25 @@ def _block(state: Mapping[str, np.ndarray], prefix: str, heads: int) -> dict:
     qkv_w = get("attn.in_proj_weight").reshape(3, width, width)  # (3, out, in)
     qkv_b = get("attn.in_proj_bias").reshape(3, width)
     attention = {
-        name: {"kernel": qkv_w[i].T.reshape(width, heads, head_dim),
-               "bias": qkv_b[i].reshape(heads, head_dim)}
+        name: {
+            "kernel": qkv_w[i].T.reshape(width, heads, head_dim),
+            "bias": qkv_b[i].reshape(heads, head_dim),
+        }
         for i, name in enumerate(("query", "key", "value"))
-    }  # fmt: skip
-    attention["out"] = {"kernel": get("attn.out_proj.weight").T.reshape(heads, head_dim, width),
-                        "bias": get("attn.out_proj.bias")}  # fmt: skip
+    }
+    attention["out"] = {
+        "kernel": get("attn.out_proj.weight").T.reshape(heads, head_dim, width),
+        "bias": get("attn.out_proj.bias"),
+    }
     return {
         "attention_norm": {"scale": get("ln_1.weight"), "bias": get("ln_1.bias")},
         "attention": attention,
         "mlp_norm": {"scale": get("ln_2.weight"), "bias": get("ln_2.bias")},
-        "mlp": {"hidden": {"kernel": get("mlp.c_fc.weight").T, "bias": get("mlp.c_fc.bias")},
-                "out": {"kernel": get("mlp.c_proj.weight").T, "bias": get("mlp.c_proj.bias")}},
-    }  # fmt: skip
+        "mlp": {
+            "hidden": {"kernel": get("mlp.c_fc.weight").T, "bias": get("mlp.c_fc.bias")},
+            "out": {"kernel": get("mlp.c_proj.weight").T, "bias": get("mlp.c_proj.bias")},
+        },
+    }
 
 
 def _transformer(state: Mapping[str, np.ndarray], prefix: str, layers: int, heads: int) -> dict:
@@ -121,17 +135,18 @@ def convert_state_dict(state: Mapping[str, np.ndarray], config: ClipConfig) -> d
         "transformer": _transformer(state, "transformer.", config.text_layers, config.text_heads),
         "final_norm": _norm(state, "ln_final"),
         "projection": state["text_projection"],
-    }  # fmt: skip
+    }
     image = {
         "patch_embedding": {"kernel": state["visual.conv1.weight"].transpose(2, 3, 1, 0)},
         "class_embedding": state["visual.class_embedding"],
         "positional_embedding": state["visual.positional_embedding"],
         "pre_norm": _norm(state, "visual.ln_pre"),
-        "transformer": _transformer(state, "visual.transformer.", config.vision_layers,
-                                    config.vision_heads),
+        "transformer": _transformer(
+            state, "visual.transformer.", config.vision_layers, config.vision_heads
+        ),
         "post_norm": _norm(state, "visual.ln_post"),
         "projection": state["visual.proj"],
-    }  # fmt: skip
+    }
     return {"text": text, "image": image, "logit_scale": state["logit_scale"].reshape(())}
 
 
@@ -147,8 +162,10 @@ def load_into(model: CLIP, state: Mapping[str, np.ndarray]) -> CLIP:
     for path, variable in flat_target.items():
         value = flat_source[path]
         if value.shape != variable.shape:
-            raise ValueError(f"{'.'.join(map(str, path))}: checkpoint shape {value.shape}, model "
-                             f"{variable.shape}")  # fmt: skip
+            raise ValueError(
+                f"{'.'.join(map(str, path))}: checkpoint shape {value.shape}, model "
+                f"{variable.shape}"
+            )
         variable.set_value(value)
     nnx.update(model, params)
     return model
@@ -162,7 +179,9 @@ def _flatten(tree, prefix=()):
         yield prefix, np.asarray(tree, np.float32)
 
 
-def convert_to_export(checkpoint: str, bpe: str, output: str, activation: str = "quick_gelu") -> ClipConfig:
+def convert_to_export(
+    checkpoint: str, bpe: str, output: str, activation: str = "quick_gelu"
+) -> ClipConfig:
     """Write `checkpoint` (with OpenAI's BPE vocabulary `bpe`) as a clip export at `output`."""
     import ml_collections
     from flax import nnx
@@ -175,13 +194,19 @@ def convert_to_export(checkpoint: str, bpe: str, output: str, activation: str = 
     config = config_from_state_dict(state, activation=activation)
     tokenizer = ClipTokenizer.from_openai_bpe(bpe)
     if tokenizer.vocab_size != config.vocab_size:
-        raise ValueError(f"The vocabulary has {tokenizer.vocab_size} tokens but the checkpoint's "
-                         f"embedding table {config.vocab_size}.")  # fmt: skip
+        raise ValueError(
+            f"The vocabulary has {tokenizer.vocab_size} tokens but the checkpoint's "
+            f"embedding table {config.vocab_size}."
+        )
     model = load_into(CLIP(config, rngs=nnx.Rngs(0)), state)
-    record = ml_collections.ConfigDict({
-        "stage": "clip", "variant": "converted", "clip": dataclasses.asdict(config),
-        "clip_tokenizer": TOKENIZER_FILE,
-    })  # fmt: skip
+    record = ml_collections.ConfigDict(
+        {
+            "stage": "clip",
+            "variant": "converted",
+            "clip": dataclasses.asdict(config),
+            "clip_tokenizer": TOKENIZER_FILE,
+        }
+    )
     write_export(output, record, nnx.state(model, nnx.Param), {"converted": checkpoint})
     tokenizer.save(os.path.join(output, TOKENIZER_FILE))
     return config
@@ -201,7 +226,11 @@ if __name__ == "__main__":
     _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "OpenAI/OpenCLIP ViT checkpoint file.")
     _BPE = flags.DEFINE_string("bpe", None, "OpenAI's bpe_simple_vocab_16e6.txt.gz.")
     _OUTPUT = flags.DEFINE_string("output", None, "Export directory to write.")
-    _ACTIVATION = flags.DEFINE_enum("activation", "quick_gelu", ["quick_gelu", "gelu"],
-                                    "quick_gelu: OpenAI's models; gelu: most LAION OpenCLIP ones.")  # fmt: skip
+    _ACTIVATION = flags.DEFINE_enum(
+        "activation",
+        "quick_gelu",
+        ["quick_gelu", "gelu"],
+        "quick_gelu: OpenAI's models; gelu: most LAION OpenCLIP ones.",
+    )
     flags.mark_flags_as_required(["checkpoint", "bpe", "output"])
     app.run(main)

@@ -24,7 +24,9 @@ class FrozenClip:
     batch size divides the batch axes); otherwise XLA chooses."""
 
     def __init__(self, path: str, mesh: Mesh, batch_sharding: NamedSharding | None = None):
-        from mav_jax.train.weights import load_inference  # train imports the stages, which import us
+        from mav_jax.train.weights import (
+            load_inference,
+        )  # train imports the stages, which import us
 
         if not path:
             raise ValueError(
@@ -41,10 +43,13 @@ class FrozenClip:
             local if files.exists(local) else config.clip_tokenizer
         )
         self.graphdef, self.params = graphdef, params
-        self._text = jax.jit(lambda p, tokens: nnx.merge(graphdef, p).text(tokens),
-                             out_shardings=batch_sharding)  # fmt: skip
-        self._image = jax.jit(lambda p, pixels: nnx.merge(graphdef, p).encode_image(pixels),
-                              out_shardings=batch_sharding)  # fmt: skip
+        self._text = jax.jit(
+            lambda p, tokens: nnx.merge(graphdef, p).text(tokens), out_shardings=batch_sharding
+        )
+        self._image = jax.jit(
+            lambda p, pixels: nnx.merge(graphdef, p).encode_image(pixels),
+            out_shardings=batch_sharding,
+        )
 
     @property
     def embed_dim(self) -> int:

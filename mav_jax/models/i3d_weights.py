@@ -33,8 +33,14 @@ _BRANCHES = {
     "Branch_2/Conv3d_0b_3x3": "branch_2b",
     "Branch_3/Conv3d_0b_1x1": "branch_3b",
 }
-_TORCH_BRANCHES = {"b0": "branch_0", "b1a": "branch_1a", "b1b": "branch_1b",
-                   "b2a": "branch_2a", "b2b": "branch_2b", "b3b": "branch_3b"}  # fmt: skip
+_TORCH_BRANCHES = {
+    "b0": "branch_0",
+    "b1a": "branch_1a",
+    "b1b": "branch_1b",
+    "b2a": "branch_2a",
+    "b2b": "branch_2b",
+    "b3b": "branch_3b",
+}
 _TOP_UNITS = {"Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3"}
 _BLOCKS = {name for name, _, _ in INCEPTION_BLOCKS}
 

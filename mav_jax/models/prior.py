@@ -44,8 +44,10 @@ class PriorConfig:
 
     def __post_init__(self):
         if self.width % self.num_heads:
-            raise ValueError(f"Invalid PriorConfig: width {self.width} is not divisible by "
-                             f"num_heads {self.num_heads}.")  # fmt: skip
+            raise ValueError(
+                f"Invalid PriorConfig: width {self.width} is not divisible by "
+                f"num_heads {self.num_heads}."
+            )
         if self.dtype not in _DTYPES:
             raise ValueError(f"Invalid PriorConfig: dtype must be one of {sorted(_DTYPES)}.")
 
@@ -68,29 +70,48 @@ class DiffusionPrior(nnx.Module):
     def __init__(self, config: PriorConfig, *, rngs: nnx.Rngs):
         self.config = config
         width, dtype = config.width, _DTYPES[config.dtype]
-        self.token_in = dense(config.text_width, width, axes=(ax.EMBED, ax.MLP), dtype=dtype,
-                              rngs=rngs)  # fmt: skip
-        self.text_embedding_in = dense(config.embed_dim, width, axes=(ax.COND, ax.MLP),
-                                       dtype=dtype, rngs=rngs)  # fmt: skip
-        self.image_in = dense(config.embed_dim, width, axes=(ax.COND, ax.MLP), dtype=dtype,
-                              rngs=rngs)  # fmt: skip
+        self.token_in = dense(
+            config.text_width, width, axes=(ax.EMBED, ax.MLP), dtype=dtype, rngs=rngs
+        )
+        self.text_embedding_in = dense(
+            config.embed_dim, width, axes=(ax.COND, ax.MLP), dtype=dtype, rngs=rngs
+        )
+        self.image_in = dense(
+            config.embed_dim, width, axes=(ax.COND, ax.MLP), dtype=dtype, rngs=rngs
+        )
         self.time_embedding = ScalarEmbedding(width, width, dtype=dtype, rngs=rngs)
 
         def learned(shape):
-            return nnx.Param(0.02 * jax.random.normal(rngs.params(), shape),
-                             **axes_metadata(*([ax.TOKENS] * (len(shape) - 1)), ax.MLP))  # fmt: skip
+            return nnx.Param(
+                0.02 * jax.random.normal(rngs.params(), shape),
+                **axes_metadata(*([ax.TOKENS] * (len(shape) - 1)), ax.MLP),
+            )
 
         self.query = learned((width,))
         self.null_text_embedding = learned((width,))
         self.positions = learned((config.context_length + EXTRA_TOKENS, width))
-        self.transformer = Transformer(width, config.depth, config.num_heads, activation="gelu",
-                                       remat=config.remat, dtype=dtype, rngs=rngs)  # fmt: skip
+        self.transformer = Transformer(
+            width,
+            config.depth,
+            config.num_heads,
+            activation="gelu",
+            remat=config.remat,
+            dtype=dtype,
+            rngs=rngs,
+        )
         self.final_norm = layer_norm(width, rngs=rngs)
         self.out = dense(width, config.embed_dim, axes=(ax.MLP, ax.COND), rngs=rngs)
 
-    def __call__(self, x_t: jax.Array, t: jax.Array, *, text_tokens: jax.Array,
-                 token_mask: jax.Array, text_embedding: jax.Array,
-                 embedding_mask: jax.Array | None = None) -> jax.Array:  # fmt: skip
+    def __call__(
+        self,
+        x_t: jax.Array,
+        t: jax.Array,
+        *,
+        text_tokens: jax.Array,
+        token_mask: jax.Array,
+        text_embedding: jax.Array,
+        embedding_mask: jax.Array | None = None,
+    ) -> jax.Array:
         """x_t (B, E) noised image embedding, t (B,); text_tokens (B, L, text_width) CLIP per-token
         features, token_mask (B, L) True at real tokens; text_embedding (B, E); embedding_mask
         (B,) False where the text is dropped (guidance). Returns the predicted x0 (B, E)."""
@@ -115,7 +136,7 @@ class DiffusionPrior(nnx.Module):
         return self.out(self.final_norm(h[:, -1]).astype(h.dtype)).astype(jnp.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def prior_denoise_fn(graphdef: nnx.GraphDef):
     """A pure `denoise_fn(params, x_t, t, cond)` for the samplers, one per graphdef (so jit
     caches one compilation)."""

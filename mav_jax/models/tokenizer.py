@@ -38,8 +38,11 @@ class PromptTooLongError(ValueError):
 @functools.lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible byte -> printable character table (the base of the vocabulary)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     codes = list(printable)
     extra = 0
     for byte in range(256):
@@ -47,18 +50,24 @@ def bytes_to_unicode() -> dict[int, str]:
             printable.append(byte)
             codes.append(256 + extra)
             extra += 1
-    return {byte: chr(code) for byte, code in zip(printable, codes)}
+    return {byte: chr(code) for byte, code in zip(printable, codes, strict=False)}
 
 
 def _configure(tokenizer: Tokenizer) -> Tokenizer:
     """CLIP's cleaning, pre-tokenisation and decoding around a BPE model."""
-    tokenizer.normalizer = normalizers.Sequence([
-        normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase(),
-    ])  # fmt: skip
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="removed", invert=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])  # fmt: skip
+    tokenizer.normalizer = normalizers.Sequence(
+        [
+            normalizers.NFC(),
+            normalizers.Replace(Regex(r"\s+"), " "),
+            normalizers.Lowercase(),
+        ]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
     return tokenizer
 
@@ -98,9 +107,11 @@ class ClipTokenizer:
         base = list(bytes_to_unicode().values())
         vocab = base + [b + END_OF_WORD for b in base] + ["".join(m) for m in merges] + [START, END]
         bpe = models.BPE(
-            vocab={token: i for i, token in enumerate(vocab)}, merges=merges,
-            end_of_word_suffix=END_OF_WORD, fuse_unk=False,
-        )  # fmt: skip
+            vocab={token: i for i, token in enumerate(vocab)},
+            merges=merges,
+            end_of_word_suffix=END_OF_WORD,
+            fuse_unk=False,
+        )
         tokenizer = _configure(Tokenizer(bpe))
         tokenizer.add_special_tokens([START, END])
         return cls(tokenizer)
@@ -111,12 +122,16 @@ class ClipTokenizer:
         laid out as OpenAI's vocabulary (512 byte tokens + merges + start/end)."""
         learner = _configure(Tokenizer(models.BPE(end_of_word_suffix=END_OF_WORD)))
         trainer = trainers.BpeTrainer(
-            vocab_size=2 * 256 + num_merges, end_of_word_suffix=END_OF_WORD,
-            initial_alphabet=list(bytes_to_unicode().values()), show_progress=False,
-        )  # fmt: skip
+            vocab_size=2 * 256 + num_merges,
+            end_of_word_suffix=END_OF_WORD,
+            initial_alphabet=list(bytes_to_unicode().values()),
+            show_progress=False,
+        )
         learner.train_from_iterator(texts, trainer=trainer)
         merges = json.loads(learner.to_str())["model"]["merges"]
-        return cls.from_merges([tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges])
+        return cls.from_merges(
+            [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+        )
 
     @classmethod
     @functools.lru_cache(maxsize=1)
@@ -153,8 +168,9 @@ class ClipTokenizer:
         """Token ids of `text` without the start/end tokens."""
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
-    def encode(self, texts: list[str] | str, context_length: int, *,
-               truncate: bool = False) -> np.ndarray:  # fmt: skip
+    def encode(
+        self, texts: list[str] | str, context_length: int, *, truncate: bool = False
+    ) -> np.ndarray:
         """(N, context_length) int32: start, the text's tokens, end, then zeros.
 
         A text that does not fit raises PromptTooLongError, or with `truncate` (training data)
@@ -163,7 +179,9 @@ class ClipTokenizer:
         texts = [texts] if isinstance(texts, str) else list(texts)
         out = np.zeros((len(texts), context_length), np.int32)
         room = context_length - 2
-        for row, encoding in enumerate(self.tokenizer.encode_batch(texts, add_special_tokens=False)):
+        for row, encoding in enumerate(
+            self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        ):
             ids = encoding.ids
             if len(ids) > room:
                 if not truncate:

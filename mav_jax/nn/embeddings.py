@@ -46,9 +46,13 @@ class ScalarEmbedding(nnx.Module):
         self.features = features
         self.hidden = dense(features, out_features, axes=(ax.EMBED, ax.MLP), dtype=dtype, rngs=rngs)
         self.out = dense(
-            out_features, out_features, axes=(ax.MLP, ax.EMBED), zero_init=zero_init,
-            dtype=dtype, rngs=rngs,
-        )  # fmt: skip
+            out_features,
+            out_features,
+            axes=(ax.MLP, ax.EMBED),
+            zero_init=zero_init,
+            dtype=dtype,
+            rngs=rngs,
+        )
 
     def __call__(self, values: jax.Array) -> jax.Array:  # (B,) -> (B, out_features)
         return self.out(jax.nn.silu(self.hidden(sinusoidal_embedding(values, self.features))))

@@ -18,7 +18,6 @@ from flax import nnx
 from mav_jax.nn.embeddings import frame_position_encoding
 from mav_jax.nn.layers import Dtype, conv, dirac_init, layer_norm
 from mav_jax.nn.transformer import FeedForward, MultiHeadAttention
-from mav_jax.parallel import logical_axes as ax
 
 # Attribute names of every temporal sub-layer. The weight transplant and temporal-only training
 # find the temporal parameters by these names (see `mav_jax.nn.unet.is_temporal_path`).
@@ -64,7 +63,7 @@ class Pseudo3DConv(nnx.Module):
                 kernel_init=dirac_init,
                 dtype=dtype,
                 rngs=rngs,
-            )  # fmt: skip
+            )
             if temporal
             else None
         )

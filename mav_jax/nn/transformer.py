@@ -50,10 +50,14 @@ class MultiHeadAttention(nnx.Module):
 
         def proj(in_features: int) -> nnx.LinearGeneral:
             return nnx.LinearGeneral(
-                in_features, (num_heads, head_dim), use_bias=use_bias, dtype=dtype,
+                in_features,
+                (num_heads, head_dim),
+                use_bias=use_bias,
+                dtype=dtype,
                 kernel_metadata=axes_metadata(ax.EMBED, ax.HEADS, ax.HEAD_DIM),
-                bias_metadata=axes_metadata(ax.HEADS, ax.HEAD_DIM), rngs=rngs,
-            )  # fmt: skip
+                bias_metadata=axes_metadata(ax.HEADS, ax.HEAD_DIM),
+                rngs=rngs,
+            )
 
         self.query = proj(features)
         self.key = proj(kv_features)
@@ -73,8 +77,14 @@ class MultiHeadAttention(nnx.Module):
             rngs=rngs,
         )
 
-    def __call__(self, x: jax.Array, context: jax.Array | None = None, *,
-                 mask: jax.Array | None = None, causal: bool = False) -> jax.Array:  # fmt: skip
+    def __call__(
+        self,
+        x: jax.Array,
+        context: jax.Array | None = None,
+        *,
+        mask: jax.Array | None = None,
+        causal: bool = False,
+    ) -> jax.Array:
         """x (N, T, C); mask (N, T) or (N, S): True where a key may be attended to."""
         kv = x if context is None else context.astype(x.dtype)
         q, k, v = self.query(x), self.key(kv), self.value(kv)  # (N, T, heads, head_dim)
@@ -86,8 +96,14 @@ class MultiHeadAttention(nnx.Module):
 class FeedForward(nnx.Module):
     """Token-wise MLP with 4x expansion."""
 
-    def __init__(self, features: int, *, activation: str = "gelu_tanh", dtype: Dtype = jnp.float32,
-                 rngs: nnx.Rngs):  # fmt: skip
+    def __init__(
+        self,
+        features: int,
+        *,
+        activation: str = "gelu_tanh",
+        dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
         self.activation = activation_fn(activation)
         self.hidden = dense(features, 4 * features, axes=(ax.EMBED, ax.MLP), dtype=dtype, rngs=rngs)
         self.out = dense(4 * features, features, axes=(ax.MLP, ax.EMBED), dtype=dtype, rngs=rngs)
@@ -99,16 +115,24 @@ class FeedForward(nnx.Module):
 class TransformerBlock(nnx.Module):
     """Pre-LayerNorm block: x + attention(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, width: int, num_heads: int, *, activation: str = "gelu",
-                 dtype: Dtype = jnp.float32, rngs: nnx.Rngs):  # fmt: skip
+    def __init__(
+        self,
+        width: int,
+        num_heads: int,
+        *,
+        activation: str = "gelu",
+        dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
         self.dtype = dtype
         self.attention_norm = layer_norm(width, rngs=rngs)
         self.attention = MultiHeadAttention(width, num_heads, use_bias=True, dtype=dtype, rngs=rngs)
         self.mlp_norm = layer_norm(width, rngs=rngs)
         self.mlp = FeedForward(width, activation=activation, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None,
-                 causal: bool = False) -> jax.Array:  # fmt: skip
+    def __call__(
+        self, x: jax.Array, *, mask: jax.Array | None = None, causal: bool = False
+    ) -> jax.Array:
         h = self.attention_norm(x).astype(self.dtype)
         x = x + self.attention(h, mask=mask, causal=causal).astype(x.dtype)
         return x + self.mlp(self.mlp_norm(x).astype(self.dtype)).astype(x.dtype)
@@ -117,16 +141,28 @@ class TransformerBlock(nnx.Module):
 class Transformer(nnx.Module):
     """A stack of `TransformerBlock`s; `remat` recomputes each block's activations in backward."""
 
-    def __init__(self, width: int, depth: int, num_heads: int, *, activation: str = "gelu",
-                 remat: bool = False, dtype: Dtype = jnp.float32, rngs: nnx.Rngs):  # fmt: skip
+    def __init__(
+        self,
+        width: int,
+        depth: int,
+        num_heads: int,
+        *,
+        activation: str = "gelu",
+        remat: bool = False,
+        dtype: Dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ):
         self.remat = remat
-        self.blocks = nnx.List([
-            TransformerBlock(width, num_heads, activation=activation, dtype=dtype, rngs=rngs)
-            for _ in range(depth)
-        ])  # fmt: skip
+        self.blocks = nnx.List(
+            [
+                TransformerBlock(width, num_heads, activation=activation, dtype=dtype, rngs=rngs)
+                for _ in range(depth)
+            ]
+        )
 
-    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None,
-                 causal: bool = False) -> jax.Array:  # fmt: skip
+    def __call__(
+        self, x: jax.Array, *, mask: jax.Array | None = None, causal: bool = False
+    ) -> jax.Array:
         """x (N, T, width) -> (N, T, width)."""
         for block in self.blocks:
             apply = lambda b, h: b(h, mask=mask, causal=causal)  # noqa: E731

@@ -23,14 +23,21 @@ def _is_widened_input_kernel(path: Path, source: tuple, target: tuple) -> bool:
     """The input conv's kernel with more input channels (interpolation's masked frames, SR's
     low-res input) and otherwise the same shape."""
     return (
-        path[0] == "input_conv" and path[-1] == "kernel" and len(source) == len(target)
-        and source[:-2] == target[:-2] and source[-1] == target[-1] and source[-2] < target[-2]
-    )  # fmt: skip
+        path[0] == "input_conv"
+        and path[-1] == "kernel"
+        and len(source) == len(target)
+        and source[:-2] == target[:-2]
+        and source[-1] == target[-1]
+        and source[-2] < target[-2]
+    )
 
 
-def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module,
-                              expand_input_channels: bool = False,
-                              drop_embedding_conditioning: bool = False) -> set[Path]:  # fmt: skip
+def transplant_spatial_params(
+    image_state: nnx.State,
+    video_model: nnx.Module,
+    expand_input_channels: bool = False,
+    drop_embedding_conditioning: bool = False,
+) -> set[Path]:
     """Copy every parameter of `image_state` into `video_model` (in place).
 
     Returns the paths that were not overwritten (the temporal ones). Raises if the image state has
@@ -50,13 +57,18 @@ def transplant_spatial_params(image_state: nnx.State, video_model: nnx.Module,
     if missing:
         raise ValueError(f"Image parameters absent from the video model: {missing[:5]}.")
     widened = {
-        p for p in image if expand_input_channels and _is_widened_input_kernel(
-            p, jnp.shape(image[p].get_value()), jnp.shape(video[p].get_value()))
-    }  # fmt: skip
+        p
+        for p in image
+        if expand_input_channels
+        and _is_widened_input_kernel(
+            p, jnp.shape(image[p].get_value()), jnp.shape(video[p].get_value())
+        )
+    }
     mismatched = [
-        p for p in image
+        p
+        for p in image
         if p not in widened and jnp.shape(image[p].get_value()) != jnp.shape(video[p].get_value())
-    ]  # fmt: skip
+    ]
     if mismatched:
         raise ValueError(
             f"Shape mismatch at {mismatched[:5]}: the image and video U-Net configs must agree on "

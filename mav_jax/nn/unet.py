@@ -39,8 +39,16 @@ TEMPORAL_NAMES = frozenset({TEMPORAL_CONV, TEMPORAL_NORM, TEMPORAL_ATTENTION, FP
 
 
 # Parameters that exist only to condition on the CLIP image embedding.
-EMBEDDING_NAMES = frozenset({"embedding_proj", "context_proj", "context_norm", "null_embedding",
-                             "cross_attention", "cross_norm"})  # fmt: skip
+EMBEDDING_NAMES = frozenset(
+    {
+        "embedding_proj",
+        "context_proj",
+        "context_norm",
+        "null_embedding",
+        "cross_attention",
+        "cross_norm",
+    }
+)
 
 
 def is_embedding_path(path: Sequence[object]) -> bool:
@@ -100,9 +108,15 @@ class UNetBlock(nnx.Module):
     """One ResBlock, followed by a Pseudo3DAttention block on levels that attend."""
 
     def __init__(
-        self, in_features: int, out_features: int, attend: bool, cfg: UNetConfig, context_features,
-        *, rngs: nnx.Rngs,
-    ):  # fmt: skip
+        self,
+        in_features: int,
+        out_features: int,
+        attend: bool,
+        cfg: UNetConfig,
+        context_features,
+        *,
+        rngs: nnx.Rngs,
+    ):
         self.res = ResBlock(in_features, out_features, cfg, rngs=rngs)
         self.attention = (
             Pseudo3DAttention(
@@ -112,7 +126,7 @@ class UNetBlock(nnx.Module):
                 temporal=cfg.temporal,
                 dtype=cfg.compute_dtype,
                 rngs=rngs,
-            )  # fmt: skip
+            )
             if attend
             else None
         )
@@ -177,9 +191,12 @@ class SpatioTemporalUNet(nnx.Module):
             if cfg.num_context_tokens:
                 context_features = emb_dim
                 context_proj = dense(
-                    cfg.embedding_dim, cfg.num_context_tokens * emb_dim, axes=(ax.COND, ax.EMBED),
-                    dtype=dtype, rngs=rngs,
-                )  # fmt: skip
+                    cfg.embedding_dim,
+                    cfg.num_context_tokens * emb_dim,
+                    axes=(ax.COND, ax.EMBED),
+                    dtype=dtype,
+                    rngs=rngs,
+                )
                 context_norm = layer_norm(emb_dim, rngs=rngs)
             if cfg.null_embedding == "learned":
                 null_embedding = nnx.Param(
@@ -216,10 +233,12 @@ class SpatioTemporalUNet(nnx.Module):
                 skip_channels.append(channels)
         self.down = nnx.List(down)
 
-        self.middle = nnx.List([
-            UNetBlock(channels, channels, True, cfg, context_features, rngs=rngs),
-            UNetBlock(channels, channels, False, cfg, context_features, rngs=rngs),
-        ])  # fmt: skip
+        self.middle = nnx.List(
+            [
+                UNetBlock(channels, channels, True, cfg, context_features, rngs=rngs),
+                UNetBlock(channels, channels, False, cfg, context_features, rngs=rngs),
+            ]
+        )
 
         up: list[nnx.Module] = []
         for level in reversed(range(cfg.num_levels)):
@@ -361,7 +380,7 @@ class SpatioTemporalUNet(nnx.Module):
         need("extra", extra, cfg.extra_in_channels > 0, (b, f, h, w, cfg.extra_in_channels))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unet_denoise_fn(graphdef: nnx.GraphDef):
     """A pure `denoise_fn(state, x_t, t, cond)` for a U-Net split as `nnx.split(model)`.
 

@@ -26,6 +26,19 @@ COND = "cond"  # width of a global conditioning vector (the CLIP image embedding
 VOCAB = "vocab"  # rows of a token embedding table
 
 ALL = (
-    BATCH, FRAMES, HEIGHT, WIDTH, TOKENS,
-    EMBED, MLP, HEADS, HEAD_DIM, CONV_WINDOW, CONV_IN, CONV_OUT, NORM, COND, VOCAB,
-)  # fmt: skip
+    BATCH,
+    FRAMES,
+    HEIGHT,
+    WIDTH,
+    TOKENS,
+    EMBED,
+    MLP,
+    HEADS,
+    HEAD_DIM,
+    CONV_WINDOW,
+    CONV_IN,
+    CONV_OUT,
+    NORM,
+    COND,
+    VOCAB,
+)

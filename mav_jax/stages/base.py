@@ -51,7 +51,9 @@ class UNetStage:
 
 def to_uint8(videos) -> np.ndarray:
     """[-1, 1] floats -> uint8 [0, 255]."""
-    return np.clip(np.round((np.asarray(videos, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return np.clip(np.round((np.asarray(videos, np.float32) + 1.0) * 127.5), 0, 255).astype(
+        np.uint8
+    )
 
 
 def resolution_problems(resolution: int, unet: UNetConfig, field: str = "resolution") -> list[str]:

@@ -42,9 +42,11 @@ class ClipStage:
         clip = clip_config_with_vocab(config.clip, config.clip_tokenizer)
         data = config.get("data") or {}  # converted checkpoints have no training data
         return cls(
-            clip=clip, tokenizer=config.clip_tokenizer,
-            resolution=data.get("resolution", clip.image_size), split=data.get("split", "image_text"),
-        )  # fmt: skip
+            clip=clip,
+            tokenizer=config.clip_tokenizer,
+            resolution=data.get("resolution", clip.image_size),
+            split=data.get("split", "image_text"),
+        )
 
     @property
     def num_frames(self) -> int:
@@ -59,8 +61,10 @@ class ClipStage:
         except (FileNotFoundError, ValueError) as error:
             return [f"config.clip_tokenizer: {error}"]
         if vocab != self.clip.vocab_size:
-            return [f"config.clip.vocab_size={self.clip.vocab_size} but the tokenizer "
-                    f"'{self.tokenizer}' has {vocab} tokens; set it to {vocab} (or 0)"]  # fmt: skip
+            return [
+                f"config.clip.vocab_size={self.clip.vocab_size} but the tokenizer "
+                f"'{self.tokenizer}' has {vocab} tokens; set it to {vocab} (or 0)"
+            ]
         return []
 
     def operations(self) -> list:

@@ -42,8 +42,10 @@ class ClipEmbeddingConditioned:
             return lambda batch: batch
         clip = FrozenClip(self.clip_from, mesh, NamedSharding(mesh, PartitionSpec(BATCH_AXES)))
         if clip.embed_dim != self.unet.embedding_dim:
-            raise ValueError(f"config.unet.embedding_dim={self.unet.embedding_dim} but the CLIP "
-                             f"export {self.clip_from} embeds in {clip.embed_dim}")  # fmt: skip
+            raise ValueError(
+                f"config.unet.embedding_dim={self.unet.embedding_dim} but the CLIP "
+                f"export {self.clip_from} embeds in {clip.embed_dim}"
+            )
 
         def condition(batch: dict) -> dict:
             frames = batch["video"]  # (B, F, H, W, 3)
@@ -56,8 +58,9 @@ class ClipEmbeddingConditioned:
         """What `conditioner` adds, as shapes (for planning without a CLIP export)."""
         if not self.unet.embedding_dim:
             return {}
-        return {"embedding": jax.ShapeDtypeStruct((batch_size, self.unet.embedding_dim),
-                                                  jnp.float32)}  # fmt: skip
+        return {
+            "embedding": jax.ShapeDtypeStruct((batch_size, self.unet.embedding_dim), jnp.float32)
+        }
 
     def training_embedding(self, model_config: UNetConfig, batch: dict, key: jax.Array) -> dict:
         """The embedding and its keep-mask (dropped for `condition_drop_rate` of the batch) as
@@ -68,13 +71,16 @@ class ClipEmbeddingConditioned:
         keep = condition_keep_mask(key, batch["video"].shape[0], self.condition_drop_rate)
         return {"embedding": batch["embedding"], "embedding_mask": keep}
 
-    def sampling_embedding(self, embedding: jax.Array | None,
-                           guidance_scale: float | None) -> tuple[dict, float | None]:  # fmt: skip
+    def sampling_embedding(
+        self, embedding: jax.Array | None, guidance_scale: float | None
+    ) -> tuple[dict, float | None]:
         """(U-Net keyword arguments, guidance scale) for sampling: the embedding (B, E) a
         conditioned U-Net needs, and no guidance for one that has nothing to guide."""
         if not self.unet.embedding_dim:
             return {}, None
         if embedding is None:
-            raise ValueError(f"This {self.name} stage is conditioned on a CLIP image embedding "
-                             "(from the prior, or from a frame through the CLIP).")  # fmt: skip
+            raise ValueError(
+                f"This {self.name} stage is conditioned on a CLIP image embedding "
+                "(from the prior, or from a frame through the CLIP)."
+            )
         return {"embedding": embedding}, guidance_scale

@@ -17,13 +17,19 @@ def upsample(video: jax.Array, size: int) -> jax.Array:
 def frame_noise_problems(sampling: float, training: float = 0.0, drift: float = 0.0) -> list[str]:
     """Config problems of the frame noise correlations (each must be in [0, 1]) and of its drift
     (pixels a frame, not negative)."""
-    found = [f"config.diffusion.{name} must be in [0, 1], got {value}"
-             for name, value in (("frame_noise_correlation", sampling),
-                                 ("training_frame_noise_correlation", training))
-             if not 0.0 <= value <= 1.0]  # fmt: skip
+    found = [
+        f"config.diffusion.{name} must be in [0, 1], got {value}"
+        for name, value in (
+            ("frame_noise_correlation", sampling),
+            ("training_frame_noise_correlation", training),
+        )
+        if not 0.0 <= value <= 1.0
+    ]
     if drift < 0:
-        found.append(f"config.diffusion.frame_noise_drift is a speed in pixels a frame, so not "
-                     f"negative; got {drift}")  # fmt: skip
+        found.append(
+            f"config.diffusion.frame_noise_drift is a speed in pixels a frame, so not "
+            f"negative; got {drift}"
+        )
     return found
 
 
@@ -38,12 +44,18 @@ def steady_motion_problems(strength: float) -> list[str]:
     """Config problems of D^t's steady-motion second pass (a fraction of its steps: [0, 1])."""
     if 0.0 <= strength <= 1.0:
         return []
-    return [f"config.diffusion.steady_motion_strength is the fraction of the sampler's steps the "
-            f"second pass runs: in [0, 1] (0: no second pass), got {strength}"]  # fmt: skip
+    return [
+        f"config.diffusion.steady_motion_strength is the fraction of the sampler's steps the "
+        f"second pass runs: in [0, 1] (0: no second pass), got {strength}"
+    ]
 
 
-def initial_noise(key: jax.Array, shape: tuple[int, ...], frame_correlation: float = 0.0,
-                  shifts: jax.Array | None = None) -> jax.Array:
+def initial_noise(
+    key: jax.Array,
+    shape: tuple[int, ...],
+    frame_correlation: float = 0.0,
+    shifts: jax.Array | None = None,
+) -> jax.Array:
     """x_T of shape (B, F, H, W, C), each frame N(0, I), any two frames correlated by
     `frame_correlation` (the mixed noise of Ge et al. 2023, "Preserve Your Own Correlation"):
     sqrt(c) * one noise shared by the frames + sqrt(1 - c) * noise of each frame's own.

@@ -32,8 +32,12 @@ from mav_jax.stages.frame_modes import RandomFrameMask
 MASK_CHANNELS = 4  # RGB of the given frames (zero elsewhere) + the mask
 
 
-def blend_given(video: jax.Array, mask: jax.Array, follow_motion: bool = False,
-                still_velocity: jax.Array | None = None) -> jax.Array:  # fmt: skip
+def blend_given(
+    video: jax.Array,
+    mask: jax.Array,
+    follow_motion: bool = False,
+    still_velocity: jax.Array | None = None,
+) -> jax.Array:
     """(B, F, H, W, C), (B, F) -> (B, F, H, W, C): every frame not given is the linear blend of
     the given frames on either side of it (a copy of the one given frame where only one side has
     one: extrapolation, animation); given frames are unchanged. A row without a given frame is 0.
@@ -54,18 +58,27 @@ def blend_given(video: jax.Array, mask: jax.Array, follow_motion: bool = False,
     after = jnp.where(has_after, after, before)
     span = jnp.maximum(after - before, 1)
     w = jnp.where(after > before, (index - before) / span, 0.0)  # (B, F): weight of `after`
-    pick = lambda i: jnp.take_along_axis(video, jnp.clip(i, 0, frames - 1)[:, :, None, None, None], axis=1)  # noqa: E731
+    pick = lambda i: jnp.take_along_axis(
+        video, jnp.clip(i, 0, frames - 1)[:, :, None, None, None], axis=1
+    )  # noqa: E731
     first, last = pick(before), pick(after)  # (B, F, H, W, C): the given frames either side
     if follow_motion:
         motion = translation(first, last).astype(jnp.float32)  # (B, F, 2): first -> last
         offset_first = w[..., None] * motion
         # Past the last given frame: onwards at the velocity of the two given frames before it.
-        earlier = jnp.pad(last_given[:, :-1], ((0, 0), (1, 0)), constant_values=-1)  # last given < i
-        second = jnp.take_along_axis(earlier, jnp.clip(before, 0, frames - 1), axis=1)  # given < before
+        earlier = jnp.pad(
+            last_given[:, :-1], ((0, 0), (1, 0)), constant_values=-1
+        )  # last given < i
+        second = jnp.take_along_axis(
+            earlier, jnp.clip(before, 0, frames - 1), axis=1
+        )  # given < before
         gap = jnp.maximum(before - second, 1)[..., None]
         velocity = translation(pick(second), first).astype(jnp.float32) / gap  # (B, F, 2)
-        fallback = jnp.zeros_like(velocity) if still_velocity is None else jnp.broadcast_to(
-            still_velocity[:, None, :].astype(jnp.float32), velocity.shape)  # fmt: skip
+        fallback = (
+            jnp.zeros_like(velocity)
+            if still_velocity is None
+            else jnp.broadcast_to(still_velocity[:, None, :].astype(jnp.float32), velocity.shape)
+        )
         velocity = jnp.where((second >= 0)[..., None], velocity, fallback)
         ahead = (has_before & ~has_after)[..., None]
         offset_first = jnp.where(ahead, velocity * (index - before)[..., None], offset_first)
@@ -73,7 +86,9 @@ def blend_given(video: jax.Array, mask: jax.Array, follow_motion: bool = False,
         first = shift(flat(first), flat(offset_first)).reshape(first.shape)
         last = shift(flat(last), flat((w[..., None] - 1.0) * motion)).reshape(last.shape)
     blended = (1.0 - w)[:, :, None, None, None] * first + w[:, :, None, None, None] * last
-    return jnp.where((has_before | has_after)[:, :, None, None, None], blended, 0.0).astype(video.dtype)
+    return jnp.where((has_before | has_after)[:, :, None, None, None], blended, 0.0).astype(
+        video.dtype
+    )
 
 
 def masked_inputs(video: jax.Array, mask: jax.Array) -> jax.Array:
@@ -146,49 +161,87 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             found.append(f"config.data.keyframe_skip must be >= 1, got {self.keyframe_skip}")
         if self.num_frames < 2:
             found.append("config.data.num_keyframes must be >= 2")
-        found += frame_noise_problems(self.frame_noise_correlation) + start_problems(self.start_strength)
+        found += frame_noise_problems(self.frame_noise_correlation) + start_problems(
+            self.start_strength
+        )
         if self.animation_speed < 0:
-            found.append(f"config.diffusion.animation_speed is pixels a frame, so not negative; "
-                         f"got {self.animation_speed}")  # fmt: skip
+            found.append(
+                f"config.diffusion.animation_speed is pixels a frame, so not negative; "
+                f"got {self.animation_speed}"
+            )
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
-        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip),
-                RandomFrameMask(self.keyframe_skip, self.mode_weights)]  # fmt: skip
+        return [
+            SampleClip(self.clips),
+            CropFlipScale(self.resolution, flip=self.flip),
+            RandomFrameMask(self.keyframe_skip, self.mode_weights),
+        ]
 
     def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
         """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'mask' (B, F), 'fps' (B,), 'embedding'
         (B, E) if conditioned."""
         drop_key, diffusion_key, dropout_key = jax.random.split(key, 3)
         video, mask = batch["video"], batch["mask"]
-        cond = {"fps": batch["fps"], "extra": masked_inputs(video, mask),
-                **self.training_embedding(model.config, batch, drop_key)}  # fmt: skip
+        cond = {
+            "fps": batch["fps"],
+            "extra": masked_inputs(video, mask),
+            **self.training_embedding(model.config, batch, drop_key),
+        }
 
         def model_fn(x_t, t):
             return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
 
         to_generate = (1.0 - mask)[:, :, None, None, None]  # (B, F, 1, 1, 1)
-        return diffusion_loss(model_fn, video, diffusion_key, self.schedule, self.prediction,
-                              weights=to_generate, min_snr_gamma=self.min_snr_gamma)  # fmt: skip
+        return diffusion_loss(
+            model_fn,
+            video,
+            diffusion_key,
+            self.schedule,
+            self.prediction,
+            weights=to_generate,
+            min_snr_gamma=self.min_snr_gamma,
+        )
 
-    def generate(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, video: jax.Array,
-                 mask: jax.Array, fps: jax.Array, num_steps: int, embedding: jax.Array | None = None,
-                 guidance_scale: float | None = None) -> jax.Array:  # fmt: skip
+    def generate(
+        self,
+        graphdef: nnx.GraphDef,
+        params: nnx.State,
+        key: jax.Array,
+        video: jax.Array,
+        mask: jax.Array,
+        fps: jax.Array,
+        num_steps: int,
+        embedding: jax.Array | None = None,
+        guidance_scale: float | None = None,
+    ) -> jax.Array:
         """Fill in the frames where `mask` is 0; frames where it is 1 come back exactly as given.
         A conditioned ↑F takes the unit-norm CLIP image `embedding` (B, E) of the video."""
         cond, guidance_scale = self.sampling_embedding(embedding, guidance_scale)
         cond.update(fps=fps, extra=masked_inputs(video, mask))
         noise_key, sample_key = jax.random.split(key)
         x_T = initial_noise(noise_key, video.shape, self.frame_noise_correlation)  # (B, F, H, W, 3)
-        animation = (drift_velocity(jax.random.fold_in(noise_key, 1), video.shape[0], self.animation_speed)
-                     if self.animation_speed else None)  # fmt: skip
-        generated = ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule,
-                                cond, num_steps=num_steps, prediction=self.prediction,
-                                guidance_scale=guidance_scale,
-                                known=(video, mask) if self.hold_given_frames else None,
-                                init=blend_given(video, mask, self.start_follows_motion, animation)
-                                if self.start_strength < 1 else None,
-                                strength=self.start_strength)  # fmt: skip
+        animation = (
+            drift_velocity(jax.random.fold_in(noise_key, 1), video.shape[0], self.animation_speed)
+            if self.animation_speed
+            else None
+        )
+        generated = ddim_sample(
+            unet_denoise_fn(graphdef),
+            params,
+            x_T,
+            sample_key,
+            self.schedule,
+            cond,
+            num_steps=num_steps,
+            prediction=self.prediction,
+            guidance_scale=guidance_scale,
+            known=(video, mask) if self.hold_given_frames else None,
+            init=blend_given(video, mask, self.start_follows_motion, animation)
+            if self.start_strength < 1
+            else None,
+            strength=self.start_strength,
+        )
         return jnp.where(mask[:, :, None, None, None] > 0, video, generated)
 
     def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):
@@ -198,5 +251,6 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
         keyframes = jnp.zeros(video.shape[:2]).at[:, :: self.keyframe_skip].set(1.0)  # (B, F)
         fps = batch["fps"][:count]
         embedding = batch["embedding"][:count] if self.unet.embedding_dim else None
-        return self.generate(graphdef, params, key, video, keyframes, fps, num_steps,
-                             embedding), fps[0]  # fmt: skip
+        return self.generate(
+            graphdef, params, key, video, keyframes, fps, num_steps, embedding
+        ), fps[0]

@@ -37,9 +37,11 @@ def candidate_problems(count: int) -> list[str]:
     """Config problems of the number of keyframe videos drawn per embedding (a whole number >= 1)."""
     if isinstance(count, int) and count >= 1:
         return []
-    return [f"config.diffusion.candidates is how many keyframe videos to draw per embedding, "
-            f"keeping the one CLIP scores best: a whole number, at least 1 (1: no choice); "
-            f"got {count}"]  # fmt: skip
+    return [
+        f"config.diffusion.candidates is how many keyframe videos to draw per embedding, "
+        f"keeping the one CLIP scores best: a whole number, at least 1 (1: no choice); "
+        f"got {count}"
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,13 +123,17 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         found = []
         if self.phase not in PHASES:
             found.append(f"config.phase must be one of {PHASES}, got '{self.phase}'")
-        found += frame_noise_problems(self.frame_noise_correlation,
-                                      self.training_frame_noise_correlation,
-                                      self.frame_noise_drift)  # fmt: skip
+        found += frame_noise_problems(
+            self.frame_noise_correlation,
+            self.training_frame_noise_correlation,
+            self.frame_noise_drift,
+        )
         if self.training_noise_follows_motion and not self.training_frame_noise_correlation:
-            found.append("config.diffusion.training_noise_follows_motion moves the noise the "
-                         "frames share, and they share none: set "
-                         "training_frame_noise_correlation > 0 too")  # fmt: skip
+            found.append(
+                "config.diffusion.training_noise_follows_motion moves the noise the "
+                "frames share, and they share none: set "
+                "training_frame_noise_correlation > 0 too"
+            )
         found += steady_motion_problems(self.steady_motion_strength)
         found += candidate_problems(self.candidates)
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
@@ -150,16 +156,30 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         noise = None
         if self.training_frame_noise_correlation:
             shifts = translation_from_middle(video) if self.training_noise_follows_motion else None
-            noise = initial_noise(noise_key, video.shape, self.training_frame_noise_correlation,
-                                  shifts)  # fmt: skip
+            noise = initial_noise(
+                noise_key, video.shape, self.training_frame_noise_correlation, shifts
+            )
         return diffusion_loss(
-            model_fn, video, diffusion_key, self.schedule, self.prediction,
-            min_snr_gamma=self.min_snr_gamma, noise=noise,
+            model_fn,
+            video,
+            diffusion_key,
+            self.schedule,
+            self.prediction,
+            min_snr_gamma=self.min_snr_gamma,
+            noise=noise,
         )
 
-    def generate(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
-                 fps: float, num_steps: int, embedding: jax.Array | None = None,
-                 guidance_scale: float | None = None) -> jax.Array:  # fmt: skip
+    def generate(
+        self,
+        graphdef: nnx.GraphDef,
+        params: nnx.State,
+        key: jax.Array,
+        count: int,
+        fps: float,
+        num_steps: int,
+        embedding: jax.Array | None = None,
+        guidance_scale: float | None = None,
+    ) -> jax.Array:
         """(count, F, H, W, 3) keyframes in [-1, 1] at `fps`, conditioned on unit-norm CLIP image
         `embedding` (count, E) when the decoder has one, with classifier-free guidance; sampled
         twice when `steady_motion_strength` > 0 (see that field)."""
@@ -169,29 +189,50 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         if self.frame_noise_drift and self.frame_noise_correlation:
             drift = drift_velocity(jax.random.fold_in(noise_key, 1), count, self.frame_noise_drift)
             shifts = velocity_shifts(drift, self.num_frames)  # (B, F, 2)
-        x_T = initial_noise(noise_key, shape, self.frame_noise_correlation, shifts)  # (B, F, H, W, C)
+        x_T = initial_noise(
+            noise_key, shape, self.frame_noise_correlation, shifts
+        )  # (B, F, H, W, C)
         cond, guidance_scale = self.sampling_embedding(embedding, guidance_scale)
         if self.unet.fps_conditioning:
             cond["fps"] = jnp.full((count,), fps)
         sample = functools.partial(
-            ddim_sample, unet_denoise_fn(graphdef), params, schedule=self.schedule, cond=cond,
-            num_steps=num_steps, prediction=self.prediction, guidance_scale=guidance_scale,
-        )  # fmt: skip
+            ddim_sample,
+            unet_denoise_fn(graphdef),
+            params,
+            schedule=self.schedule,
+            cond=cond,
+            num_steps=num_steps,
+            prediction=self.prediction,
+            guidance_scale=guidance_scale,
+        )
         video = sample(x_T, sample_key)  # (B, F, H, W, C)
         if not self.steady_motion_strength or self.num_frames < 2:
             return video
         # Second pass: from the first's middle keyframe moved at the first's velocity (at the
         # drift's where the first did not follow it), the shared noise moving along with it.
         velocity = steady_velocity(video, still_fallback=drift)  # (B, 2)
-        shifts = velocity_shifts(velocity, self.num_frames) if self.frame_noise_correlation else None
-        x_T = initial_noise(jax.random.fold_in(noise_key, 2), shape, self.frame_noise_correlation,
-                            shifts)  # fmt: skip
-        return sample(x_T, jax.random.fold_in(sample_key, 1),
-                      init=steady_motion_guess(video, velocity),
-                      strength=self.steady_motion_strength)  # fmt: skip
+        shifts = (
+            velocity_shifts(velocity, self.num_frames) if self.frame_noise_correlation else None
+        )
+        x_T = initial_noise(
+            jax.random.fold_in(noise_key, 2), shape, self.frame_noise_correlation, shifts
+        )
+        return sample(
+            x_T,
+            jax.random.fold_in(sample_key, 1),
+            init=steady_motion_guess(video, velocity),
+            strength=self.steady_motion_strength,
+        )
 
-    def sample(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array, count: int,
-               num_steps: int, batch: dict | None = None) -> tuple[jax.Array, float]:  # fmt: skip
+    def sample(
+        self,
+        graphdef: nnx.GraphDef,
+        params: nnx.State,
+        key: jax.Array,
+        count: int,
+        num_steps: int,
+        batch: dict | None = None,
+    ) -> tuple[jax.Array, float]:
         """Samples at the smallest frame skip (the highest frame rate); a conditioned decoder
         takes the embeddings of the training `batch`'s clips."""
         fps = SOURCE_FPS / min(self.clips.frame_skips)

@@ -21,7 +21,6 @@ from mav_jax.diffusion import (
     make_schedule,
 )
 from mav_jax.models.clip import cosine_similarity
-from mav_jax.parallel.sharding import BATCH_AXES
 from mav_jax.models.frozen_clip import FrozenClip, token_mask
 from mav_jax.models.prior import (
     DiffusionPrior,
@@ -30,6 +29,7 @@ from mav_jax.models.prior import (
     prior_denoise_fn,
     to_diffusion_space,
 )
+from mav_jax.parallel.sharding import BATCH_AXES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +50,12 @@ class PriorStage:
         return cls(
             prior=PriorConfig.from_dict(config.prior),
             schedule=make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps),
-            clip_from=config.clip_from, tokenizer=config.clip_tokenizer,
+            clip_from=config.clip_from,
+            tokenizer=config.clip_tokenizer,
             condition_drop_rate=config.diffusion.condition_drop_rate,
-            resolution=config.data.resolution, split=config.data.split,
-        )  # fmt: skip
+            resolution=config.data.resolution,
+            split=config.data.split,
+        )
 
     @property
     def num_frames(self) -> int:
@@ -64,12 +66,16 @@ class PriorStage:
 
     def problems(self) -> list[str]:
         if not self.clip_from:
-            return ["config.clip_from must name a CLIP export (train configs/clip.py and export "
-                    "it, or convert pretrained weights with mav_jax.models.clip_convert)"]  # fmt: skip
+            return [
+                "config.clip_from must name a CLIP export (train configs/clip.py and export "
+                "it, or convert pretrained weights with mav_jax.models.clip_convert)"
+            ]
         return []
 
     def operations(self) -> list:
-        return captioned_image_operations(self.resolution, self.tokenizer, self.prior.context_length)
+        return captioned_image_operations(
+            self.resolution, self.tokenizer, self.prior.context_length
+        )
 
     def conditioner(self, mesh: Mesh):
         """batch -> batch with the frozen CLIP's 'text_tokens', 'text_embedding' and the target
@@ -82,8 +88,12 @@ class PriorStage:
         def condition(batch: dict) -> dict:
             text_embedding, text_tokens = clip.encode_text(batch["tokens"])
             image_embedding = clip.encode_image(batch["video"][:, 0])
-            return {**batch, "text_tokens": text_tokens, "text_embedding": text_embedding,
-                    "image_embedding": image_embedding}  # fmt: skip
+            return {
+                **batch,
+                "text_tokens": text_tokens,
+                "text_embedding": text_embedding,
+                "image_embedding": image_embedding,
+            }
 
         return condition
 
@@ -91,22 +101,25 @@ class PriorStage:
         """What `conditioner` adds, as shapes (for planning without a CLIP export)."""
         prior, f32 = self.prior, jnp.float32
         return {
-            "text_tokens": jax.ShapeDtypeStruct((batch_size, prior.context_length, prior.text_width), f32),
+            "text_tokens": jax.ShapeDtypeStruct(
+                (batch_size, prior.context_length, prior.text_width), f32
+            ),
             "text_embedding": jax.ShapeDtypeStruct((batch_size, prior.embed_dim), f32),
             "image_embedding": jax.ShapeDtypeStruct((batch_size, prior.embed_dim), f32),
-        }  # fmt: skip
+        }
 
     def loss(self, model: DiffusionPrior, batch: dict, key: jax.Array):
         """batch: 'tokens' (B, L), 'text_tokens' (B, L, Tw), 'text_embedding' and
         'image_embedding' (B, E) from the frozen CLIP."""
         drop_key, diffusion_key = jax.random.split(key)
         cond = {
-            "text_tokens": batch["text_tokens"], "token_mask": token_mask(batch["tokens"]),
+            "text_tokens": batch["text_tokens"],
+            "token_mask": token_mask(batch["tokens"]),
             "text_embedding": batch["text_embedding"],
             "embedding_mask": condition_keep_mask(
                 drop_key, batch["tokens"].shape[0], self.condition_drop_rate
             ),
-        }  # fmt: skip
+        }
         target = to_diffusion_space(batch["image_embedding"])
         loss, aux = diffusion_loss(
             lambda x_t, t: model(x_t, t, **cond), target, diffusion_key, self.schedule, "x0"
@@ -119,26 +132,49 @@ class PriorStage:
 def clip_problems(clip: FrozenClip, prior: PriorConfig) -> list[str]:
     """The prior's input widths must be the CLIP's."""
     found = []
-    for field, value in (("embed_dim", clip.config.embed_dim),
-                         ("text_width", clip.config.text_width),
-                         ("context_length", clip.config.context_length)):  # fmt: skip
+    for field, value in (
+        ("embed_dim", clip.config.embed_dim),
+        ("text_width", clip.config.text_width),
+        ("context_length", clip.config.context_length),
+    ):
         if getattr(prior, field) != value:
-            found.append(f"config.prior.{field}={getattr(prior, field)} but the CLIP export "
-                         f"{clip.path} has {value}")  # fmt: skip
+            found.append(
+                f"config.prior.{field}={getattr(prior, field)} but the CLIP export "
+                f"{clip.path} has {value}"
+            )
     return found
 
 
-def sample_image_embeddings(graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array,
-                            schedule: NoiseSchedule, text_tokens: jax.Array, tokens: jax.Array,
-                            text_embedding: jax.Array, *, num_steps: int,
-                            guidance_scale: float | None) -> jax.Array:  # fmt: skip
+def sample_image_embeddings(
+    graphdef: nnx.GraphDef,
+    params: nnx.State,
+    key: jax.Array,
+    schedule: NoiseSchedule,
+    text_tokens: jax.Array,
+    tokens: jax.Array,
+    text_embedding: jax.Array,
+    *,
+    num_steps: int,
+    guidance_scale: float | None,
+) -> jax.Array:
     """Captions (as the frozen CLIP's outputs) -> (B, E) unit-norm CLIP image embeddings."""
-    cond = {"text_tokens": text_tokens, "token_mask": token_mask(tokens),
-            "text_embedding": text_embedding}  # fmt: skip
+    cond = {
+        "text_tokens": text_tokens,
+        "token_mask": token_mask(tokens),
+        "text_embedding": text_embedding,
+    }
     noise_key, sample_key = jax.random.split(key)
     x_T = jax.random.normal(noise_key, text_embedding.shape, jnp.float32)
     x0 = ddim_sample(
-        prior_denoise_fn(graphdef), params, x_T, sample_key, schedule, cond,
-        num_steps=num_steps, prediction="x0", clip_x0=False, guidance_scale=guidance_scale,
-    )  # fmt: skip
+        prior_denoise_fn(graphdef),
+        params,
+        x_T,
+        sample_key,
+        schedule,
+        cond,
+        num_steps=num_steps,
+        prediction="x0",
+        clip_x0=False,
+        guidance_scale=guidance_scale,
+    )
     return from_diffusion_space(x0)

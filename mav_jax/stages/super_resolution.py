@@ -59,14 +59,18 @@ class SuperResolutionStage(UNetStage):
         name, data = config.stage, config.data
         video = name == "sr_low"
         unet = UNetConfig.from_dict(config.unet).replace(
-            extra_in_channels=3, noise_aug_conditioning=True, temporal=video and config.unet.temporal,
+            extra_in_channels=3,
+            noise_aug_conditioning=True,
+            temporal=video and config.unet.temporal,
             fps_conditioning=video,
-        )  # fmt: skip
+        )
         return cls(
             schedule=make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps),
             unet=unet,
-            clips=ClipSampling(num_frames=data.num_frames if video else 1,
-                               frame_skips=tuple(data.frame_skips) if video else (1,)),
+            clips=ClipSampling(
+                num_frames=data.num_frames if video else 1,
+                frame_skips=tuple(data.frame_skips) if video else (1,),
+            ),
             factor=data.factor,
             resolution=data.resolution,
             crop=data.get("crop", 0),
@@ -79,7 +83,7 @@ class SuperResolutionStage(UNetStage):
             split=data.video_split if video else data.image_split,
             flip=data.flip,
             name=name,
-        )  # fmt: skip
+        )
 
     @property
     def num_frames(self) -> int:
@@ -92,36 +96,50 @@ class SuperResolutionStage(UNetStage):
     def problems(self) -> list[str]:
         found = []
         if self.factor < 2 or self.resolution % self.factor:
-            found.append(f"config.data.factor={self.factor} must be >= 2 and divide "
-                         f"config.data.resolution={self.resolution}")  # fmt: skip
+            found.append(
+                f"config.data.factor={self.factor} must be >= 2 and divide "
+                f"config.data.resolution={self.resolution}"
+            )
         found += resolution_problems(self.resolution, self.unet)
         if self.crop:
             if not (self.crop <= self.resolution and self.crop % self.factor == 0):
-                found.append(f"config.data.crop={self.crop} must be at most config.data.resolution="
-                             f"{self.resolution} and divisible by config.data.factor={self.factor}")  # fmt: skip
+                found.append(
+                    f"config.data.crop={self.crop} must be at most config.data.resolution="
+                    f"{self.resolution} and divisible by config.data.factor={self.factor}"
+                )
             found += resolution_problems(self.crop, self.unet, field="crop")
         if self.unet.embedding_dim:
-            found.append("config.unet.embedding_dim must be 0: the SR stages are not text-conditioned")
+            found.append(
+                "config.unet.embedding_dim must be 0: the SR stages are not text-conditioned"
+            )
         if not 0.0 <= self.low_res_consistency <= 1.0:
-            found.append(f"config.diffusion.low_res_consistency is the fraction of the correction to "
-                         f"the low-res input applied: in [0, 1], got {self.low_res_consistency}")  # fmt: skip
+            found.append(
+                f"config.diffusion.low_res_consistency is the fraction of the correction to "
+                f"the low-res input applied: in [0, 1], got {self.low_res_consistency}"
+            )
         return found + start_problems(self.start_strength)
 
     def operations(self) -> list:
         """Native-pixel windows of the target (patches of `crop` when set: the U-Net has no
         attention, so what it learns on patches holds on whole frames) and their low-res input."""
         window = self.crop or self.resolution
-        return [SampleClip(self.clips), CropFlipScale(window, flip=self.flip, fit="crop"),
-                LowResolution(self.factor)]  # fmt: skip
+        return [
+            SampleClip(self.clips),
+            CropFlipScale(window, flip=self.flip, fit="crop"),
+            LowResolution(self.factor),
+        ]
 
-    def _conditioning(self, low_res: jax.Array, aug_t: jax.Array, key: jax.Array, fps,
-                      shared_noise: bool = False) -> dict:  # fmt: skip
+    def _conditioning(
+        self, low_res: jax.Array, aug_t: jax.Array, key: jax.Array, fps, shared_noise: bool = False
+    ) -> dict:
         """Upsampled, noise-augmented low-res input (B, F, H, W, 3) and its conditioning; H is
         `factor` x the input's (the output resolution, or the crop when training on patches)."""
         up = upsample(low_res, low_res.shape[2] * self.factor)
         noise = initial_noise(key, up.shape, float(shared_noise))
-        cond = {"extra": q_sample(self.schedule, up, aug_t, noise),
-                "noise_aug_level": aug_t.astype(jnp.float32)}  # fmt: skip
+        cond = {
+            "extra": q_sample(self.schedule, up, aug_t, noise),
+            "noise_aug_level": aug_t.astype(jnp.float32),
+        }
         if self.unet.fps_conditioning:
             cond["fps"] = fps
         return cond
@@ -137,11 +155,24 @@ class SuperResolutionStage(UNetStage):
         def model_fn(x_t, t):
             return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
 
-        return diffusion_loss(model_fn, batch["video"], diffusion_key, self.schedule,
-                              self.prediction, min_snr_gamma=self.min_snr_gamma)  # fmt: skip
+        return diffusion_loss(
+            model_fn,
+            batch["video"],
+            diffusion_key,
+            self.schedule,
+            self.prediction,
+            min_snr_gamma=self.min_snr_gamma,
+        )
 
-    def upscale(self, graphdef: nnx.GraphDef, params: nnx.State, key: jax.Array,
-                low_res: jax.Array, fps: jax.Array | None, num_steps: int) -> jax.Array:  # fmt: skip
+    def upscale(
+        self,
+        graphdef: nnx.GraphDef,
+        params: nnx.State,
+        key: jax.Array,
+        low_res: jax.Array,
+        fps: jax.Array | None,
+        num_steps: int,
+    ) -> jax.Array:
         """(B, F, h, w, 3) -> (B, F, h * factor, w * factor, 3)."""
         noise_key, aug_key, sample_key = jax.random.split(key, 3)
         b, f = low_res.shape[:2]
@@ -151,9 +182,19 @@ class SuperResolutionStage(UNetStage):
         x_T = initial_noise(noise_key, shape, float(self.shared_noise))
         init = upsample(low_res, self.resolution) if self.start_strength < 1 else None
         held = (low_res, self.low_res_consistency) if self.low_res_consistency > 0 else None
-        return ddim_sample(unet_denoise_fn(graphdef), params, x_T, sample_key, self.schedule, cond,
-                           num_steps=num_steps, prediction=self.prediction, init=init,
-                           strength=self.start_strength, low_res=held)  # fmt: skip
+        return ddim_sample(
+            unet_denoise_fn(graphdef),
+            params,
+            x_T,
+            sample_key,
+            self.schedule,
+            cond,
+            num_steps=num_steps,
+            prediction=self.prediction,
+            init=init,
+            strength=self.start_strength,
+            low_res=held,
+        )
 
     def sample(self, graphdef, params, key, count: int, num_steps: int, batch: dict):
         """Upscale the low-resolution versions of the first `count` training clips."""

@@ -10,8 +10,9 @@ from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file and variant.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard logs and samples.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", "",
-                                   "host:port of process 0, for multi-process jobs off Cloud TPU.")  # fmt: skip
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", "", "host:port of process 0, for multi-process jobs off Cloud TPU."
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])

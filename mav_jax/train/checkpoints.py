@@ -24,8 +24,14 @@ def abstract_like(tree):
 
 
 class Checkpointer:
-    def __init__(self, directory: str, *, max_to_keep: int = 3, save_interval_steps: int = 1000,
-                 async_save: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        directory: str,
+        *,
+        max_to_keep: int = 3,
+        save_interval_steps: int = 1000,
+        async_save: bool = True,
+    ):
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             save_interval_steps=save_interval_steps,
@@ -65,7 +71,9 @@ class Checkpointer:
 
     def restore_config(self, step: int) -> dict:
         """Only the config saved with `step` (to rebuild the model before restoring its state)."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+        restored = self.manager.restore(
+            step, args=ocp.args.Composite(config=ocp.args.JsonRestore())
+        )
         return dict(restored.config)
 
     def wait(self) -> None:

@@ -35,8 +35,14 @@ def check_config(config, stage) -> None:
     """Raise ConfigError naming every problem of `config` for `stage` on this job's devices."""
     found = list(stage.problems())
     train = config.train
-    for name in ("num_steps", "global_batch_size", "grad_accum_steps", "log_every",
-                 "checkpoint_every", "keep_checkpoints"):  # fmt: skip
+    for name in (
+        "num_steps",
+        "global_batch_size",
+        "grad_accum_steps",
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+    ):
         if train[name] < 1:
             found.append(f"config.train.{name} must be >= 1, got {train[name]}")
     try:

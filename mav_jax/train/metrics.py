@@ -22,14 +22,21 @@ def flops_per_device(compiled) -> float:
 class TrainingMonitor:
     """Accumulates step metrics on device and reports every `log_every` steps (process 0 writes)."""
 
-    def __init__(self, workdir: str, total_steps: int, start_step: int, global_batch: int,
-                 step_flops: float):  # fmt: skip
+    def __init__(
+        self, workdir: str, total_steps: int, start_step: int, global_batch: int, step_flops: float
+    ):
         self.is_chief = jax.process_index() == 0
         self.writer = metric_writers.create_default_writer(
             workdir, just_logging=not self.is_chief, asynchronous=True
         )
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not self.is_chief,
-                        desc="train", unit="step", dynamic_ncols=True)  # fmt: skip
+        self.bar = tqdm(
+            total=total_steps,
+            initial=start_step,
+            disable=not self.is_chief,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
         self.global_batch, self.step_flops = global_batch, step_flops
         self.pending: list[dict] = []
         self.last_step, self.last_time = start_step, time.perf_counter()
@@ -54,8 +61,9 @@ class TrainingMonitor:
             "tflops_per_device": steps_per_second * self.step_flops / 1e12,
         }
         self.writer.write_scalars(step, scalars)
-        self.bar.set_postfix(loss=f"{scalars['loss']:.4f}",
-                             samples_s=f"{scalars['samples_per_second']:.1f}")  # fmt: skip
+        self.bar.set_postfix(
+            loss=f"{scalars['loss']:.4f}", samples_s=f"{scalars['samples_per_second']:.1f}"
+        )
         self.pending, self.last_step, self.last_time = [], step, now
         return scalars
 

@@ -17,7 +17,6 @@ from mav_jax.parallel import DEFAULT_RULES, state_shardings
 from mav_jax.parallel.sharding import BATCH_AXES
 
 
-
 @struct.dataclass
 class TrainState:
     step: jax.Array
@@ -71,7 +70,7 @@ def optimizer_state_shardings(optimizer, params, mesh: Mesh):
     by_path = {
         tuple(map(str, path)): leaf.sharding
         for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-    }  # fmt: skip
+    }
 
     def choose(path, leaf):
         key = tuple(map(str, path))
@@ -107,9 +106,17 @@ def _split_micro_batches(batch: dict, count: int, sharding: NamedSharding) -> di
     return jax.tree.map(split, batch)
 
 
-def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, batch_example: dict,
-                    ema_decay: float = 0.999, grad_accum_steps: int = 1,
-                    trainable: Callable[[tuple], bool] | None = None):  # fmt: skip
+def make_train_step(
+    graphdef,
+    stage,
+    optimizer,
+    mesh: Mesh,
+    state: TrainState,
+    batch_example: dict,
+    ema_decay: float = 0.999,
+    grad_accum_steps: int = 1,
+    trainable: Callable[[tuple], bool] | None = None,
+):
     """A jitted `step(state, batch) -> (state, metrics)` with explicit in/out shardings.
 
     With `trainable` (a predicate on parameter paths, e.g. `is_temporal_path`) only the parameters
@@ -124,8 +131,11 @@ def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, b
     batch_spec = NamedSharding(mesh, PartitionSpec(BATCH_AXES))
     batch_sharding = {k: batch_spec for k in batch_example}
     logged_names = tuple(getattr(stage, "logged_metrics", ()))
-    frozen = None if trainable is None else jax.tree_util.tree_map_with_path(
-        lambda path, _: not trainable(path), state.params)  # fmt: skip
+    frozen = (
+        None
+        if trainable is None
+        else jax.tree_util.tree_map_with_path(lambda path, _: not trainable(path), state.params)
+    )
 
     def step(state: TrainState, batch: dict):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -133,7 +143,8 @@ def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, b
         def loss_fn(params, micro_batch, micro_key):
             if frozen is not None:
                 params = jax.tree.map(
-                    lambda p, f: jax.lax.stop_gradient(p) if f else p, params, frozen)
+                    lambda p, f: jax.lax.stop_gradient(p) if f else p, params, frozen
+                )
             loss, aux = stage.loss(nnx.merge(graphdef, params), micro_batch, micro_key)
             logged = {name: jnp.asarray(aux[name], jnp.float32) for name in logged_names}
             return loss, logged
@@ -151,8 +162,11 @@ def make_train_step(graphdef, stage, optimizer, mesh: Mesh, state: TrainState, b
                 )
                 return jax.tree.map(jnp.add, carry, (loss, logged, grads)), None
 
-            zeros = (jnp.zeros((), jnp.float32), {n: jnp.zeros(()) for n in logged_names},
-                     jax.tree.map(jnp.zeros_like, state.params))  # fmt: skip
+            zeros = (
+                jnp.zeros((), jnp.float32),
+                {n: jnp.zeros(()) for n in logged_names},
+                jax.tree.map(jnp.zeros_like, state.params),
+            )
             (loss, logged, grads), _ = jax.lax.scan(
                 accumulate, zeros, (jnp.arange(grad_accum_steps), micro)
             )

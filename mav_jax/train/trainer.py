@@ -139,19 +139,25 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     mesh = make_mesh(dict(config.mesh))
     files.make_dirs(workdir)
     if jax.process_index() == 0:
-        log.info("Mesh %s, %d processes, stage %s", dict(mesh.shape), jax.process_count(),
-                 stage.name)  # fmt: skip
+        log.info(
+            "Mesh %s, %d processes, stage %s", dict(mesh.shape), jax.process_count(), stage.name
+        )
 
     graphdef, state, optimizer = build_train_state(config, stage, mesh)
-    ckpt = Checkpointer(os.path.join(workdir, CHECKPOINTS), max_to_keep=train.keep_checkpoints,
-                        save_interval_steps=train.checkpoint_every)  # fmt: skip
+    ckpt = Checkpointer(
+        os.path.join(workdir, CHECKPOINTS),
+        max_to_keep=train.keep_checkpoints,
+        save_interval_steps=train.checkpoint_every,
+    )
     loader = make_loader(
-        _data_source(config, stage), stage.operations(),
-        batch_size=train.global_batch_size // jax.process_count(), seed=config.seed,
+        _data_source(config, stage),
+        stage.operations(),
+        batch_size=train.global_batch_size // jax.process_count(),
+        seed=config.seed,
         worker_count=config.data.worker_count,
         read_threads=config.data.get("read_threads", READ_THREADS),
         prefetch_buffer_size=config.data.get("prefetch_buffer_size", PREFETCH_BUFFER_SIZE),
-    )  # fmt: skip
+    )
     iterator = iter(loader)
     restored = _restore(ckpt, state, config)
     if restored is not None:
@@ -172,20 +178,34 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         return condition(global_batch(next(iterator), mesh))
 
     batch = next_batch()
-    step_fn = make_train_step(graphdef, stage, optimizer, mesh, state, batch,
-                              ema_decay=train.ema_decay, grad_accum_steps=train.grad_accum_steps,
-                              trainable=trainable_paths(train.temporal_only))  # fmt: skip
+    step_fn = make_train_step(
+        graphdef,
+        stage,
+        optimizer,
+        mesh,
+        state,
+        batch,
+        ema_decay=train.ema_decay,
+        grad_accum_steps=train.grad_accum_steps,
+        trainable=trainable_paths(train.temporal_only),
+    )
     compiled = step_fn.lower(state, batch).compile()
     schedule = learning_rate_schedule(train.learning_rate, train.num_steps, train.warmup_steps)
-    monitor = TrainingMonitor(workdir, train.num_steps, start, train.global_batch_size,
-                              flops_per_device(compiled))  # fmt: skip
+    monitor = TrainingMonitor(
+        workdir, train.num_steps, start, train.global_batch_size, flops_per_device(compiled)
+    )
     stop = _StopSignal()
     config_record = json.loads(config.to_json())
     sample_key = jax.random.key(config.seed + 1)
     makes_videos = hasattr(stage, "sample") and train.num_samples > 0
     if makes_videos:
-        sampler = make_sampler(stage, graphdef, mesh,
-                               min(train.num_samples, train.global_batch_size), train.sample_steps)  # fmt: skip
+        sampler = make_sampler(
+            stage,
+            graphdef,
+            mesh,
+            min(train.num_samples, train.global_batch_size),
+            train.sample_steps,
+        )
 
     def save(step: int) -> None:
         data_state = {"iterator": iterator.get_state().decode()}
@@ -195,8 +215,14 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         if not makes_videos:
             return
         began = time.perf_counter()
-        write_samples(sampler, state.ema, mesh, jax.random.fold_in(sample_key, step), batch,
-                      os.path.join(workdir, "samples", f"step_{step:08d}"))  # fmt: skip
+        write_samples(
+            sampler,
+            state.ema,
+            mesh,
+            jax.random.fold_in(sample_key, step),
+            batch,
+            os.path.join(workdir, "samples", f"step_{step:08d}"),
+        )
         monitor.exclude(time.perf_counter() - began)
 
     step, interrupted = start, False
@@ -230,6 +256,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     ckpt.close()
     multihost_utils.sync_global_devices("mav_jax.train end")
     if interrupted and jax.process_index() == 0:
-        log.warning("Stopped at step %d on SIGTERM/preemption; run the same command to resume.",
-                    step)  # fmt: skip
+        log.warning(
+            "Stopped at step %d on SIGTERM/preemption; run the same command to resume.", step
+        )
     return state

@@ -41,19 +41,24 @@ def abstract_params(stage, mesh: Mesh, rules=DEFAULT_RULES):
         lambda var, sharding: var.replace(
             value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
         ),
-        abstract, state_shardings(abstract, mesh, rules),
+        abstract,
+        state_shardings(abstract, mesh, rules),
         is_leaf=lambda x: isinstance(x, nnx.Variable),
-    )  # fmt: skip
+    )
     return graphdef, params
 
 
 def optimizer_from_config(config, params):
     train = config.train
     return make_optimizer(
-        train.learning_rate, train.num_steps, warmup_steps=train.warmup_steps,
-        weight_decay=train.weight_decay, clip_norm=train.clip_norm or None,
-        temporal_only=train.temporal_only, params=params,
-    )  # fmt: skip
+        train.learning_rate,
+        train.num_steps,
+        warmup_steps=train.warmup_steps,
+        weight_decay=train.weight_decay,
+        clip_norm=train.clip_norm or None,
+        temporal_only=train.temporal_only,
+        params=params,
+    )
 
 
 def build_train_state(config, stage, mesh: Mesh, rules=DEFAULT_RULES):
@@ -67,7 +72,9 @@ def _is_export(path: str) -> bool:
     return files.exists(os.path.join(path, EXPORT_CONFIG))
 
 
-def restore_training_ema(workdir: str, mesh: Mesh) -> tuple[int, ml_collections.ConfigDict, nnx.GraphDef, nnx.State]:  # fmt: skip
+def restore_training_ema(
+    workdir: str, mesh: Mesh
+) -> tuple[int, ml_collections.ConfigDict, nnx.GraphDef, nnx.State]:
     """(step, config, graphdef, EMA params) of the newest readable checkpoint in `workdir`."""
     directory = os.path.join(workdir, CHECKPOINTS)
     ckpt = Checkpointer(directory, async_save=False)
@@ -89,8 +96,9 @@ def restore_training_ema(workdir: str, mesh: Mesh) -> tuple[int, ml_collections.
         ckpt.close()
 
 
-def export_inference(workdir: str, output: str, mesh: Mesh | None = None,
-                     inputs: dict | None = None) -> int:  # fmt: skip
+def export_inference(
+    workdir: str, output: str, mesh: Mesh | None = None, inputs: dict | None = None
+) -> int:
     """Write the EMA parameters and config of `workdir`'s newest checkpoint to `output`.
 
     The export's source records the workdir, the step, a fresh `id` (so that a run trained from
@@ -104,8 +112,9 @@ def export_inference(workdir: str, output: str, mesh: Mesh | None = None,
     return step
 
 
-def write_export(output: str, config: ml_collections.ConfigDict, params: nnx.State,
-                 source: dict) -> None:  # fmt: skip
+def write_export(
+    output: str, config: ml_collections.ConfigDict, params: nnx.State, source: dict
+) -> None:
     """An export directory: `params` (Orbax) and the stage `config` with where they came from."""
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(os.path.join(files.absolute(output), EXPORT_PARAMS), params, force=True)
@@ -163,6 +172,7 @@ def initialize_from(path: str, graphdef: nnx.GraphDef, params: nnx.State, mesh: 
     # Same model: every weight copied. Image -> video: temporal layers stay new. Fewer -> more
     # input channels (keyframes -> interpolation): the new channels start at zero.
     # A target without CLIP conditioning leaves the source's conditioning layers out.
-    transplant_spatial_params(source, model, expand_input_channels=True,
-                              drop_embedding_conditioning=True)  # fmt: skip
+    transplant_spatial_params(
+        source, model, expand_input_channels=True, drop_embedding_conditioning=True
+    )
     return nnx.state(model, nnx.Param)
