@@ -201,39 +201,33 @@ def main() -> None:
     parser.add_argument("--through", default="keyframes", choices=("keyframes", "interpolation"))
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--guidance", type=float, default=0.0, help="D^t's; 0: its config's")
-    parser.add_argument(
-        "--prior_guidance", type=float, default=0.0, help="the prior's; 0: its config's"
-    )
+    # Sampling options: unset, each takes the stage config's value (stages.sampling).
+    parser.add_argument("--guidance", type=float, help="D^t's guidance scale")
+    parser.add_argument("--prior_guidance", type=float, help="the prior's guidance scale")
     parser.add_argument(
         "--frame_noise_correlation",
         type=float,
-        default=-1.0,
-        help="of D^t's (and ↑F's) initial noise; negative: their configs'",
+        help="of D^t's (and ↑F's) initial noise",
     )
     parser.add_argument(
         "--frame_noise_drift",
         type=float,
-        default=-1.0,
-        help="pixels a frame D^t's shared noise drifts; negative: its config's",
+        help="pixels a frame D^t's shared noise drifts",
     )
     parser.add_argument(
         "--steady_motion_strength",
         type=float,
-        default=-1.0,
-        help="D^t's steady-motion second pass; 0: none; negative: its config's",
+        help="D^t's steady-motion second pass; 0: none",
     )
     parser.add_argument(
         "--candidates",
         type=int,
-        default=0,
-        help="keyframe videos drawn per prompt, CLIP keeping one; 0: D^t's config's",
+        help="keyframe videos drawn per prompt, CLIP keeping one",
     )
     parser.add_argument(
         "--start_strength",
         type=float,
-        default=-1.0,
-        help="where ↑F starts from the keyframes' blend (1: pure noise); negative: its config's",
+        help="where ↑F starts from the keyframes' blend (1: pure noise)",
     )
     parser.add_argument("--json", default=str(ROOT / "bench/results/prompt_fidelity.json"))
     args = parser.parse_args()
@@ -286,26 +280,26 @@ def main() -> None:
         keyframe_candidates=args.candidates,
         start_strength=args.start_strength,
     )
+    sampled_keyframes = keyframes.stage.with_sampling(options)  # the settings in effect
     result = {
         "checkpoints": args.checkpoints,
         "through": args.through,
         "sampler_steps": args.steps,
-        "guidance": args.guidance or float(keyframes.config.diffusion.guidance_scale),
-        "prior_guidance": args.prior_guidance
-        or float(cascade.stages["prior"].config.diffusion.guidance_scale),
-        "frame_noise_correlation": keyframes.stage.frame_noise_correlation
-        if args.frame_noise_correlation < 0
-        else args.frame_noise_correlation,
-        "frame_noise_drift": keyframes.stage.frame_noise_drift
-        if args.frame_noise_drift < 0
-        else args.frame_noise_drift,
-        "steady_motion_strength": keyframes.stage.steady_motion_strength
-        if args.steady_motion_strength < 0
-        else args.steady_motion_strength,
-        "candidates": args.candidates or keyframes.stage.candidates,
-        "interpolation_start_strength": args.start_strength
-        if args.start_strength >= 0
-        else cascade.stages["interpolation"].stage.start_strength
+        "guidance": float(
+            keyframes.config.diffusion.guidance_scale if args.guidance is None else args.guidance
+        ),
+        "prior_guidance": float(
+            cascade.stages["prior"].config.diffusion.guidance_scale
+            if args.prior_guidance is None
+            else args.prior_guidance
+        ),
+        "frame_noise_correlation": sampled_keyframes.frame_noise_correlation,
+        "frame_noise_drift": sampled_keyframes.frame_noise_drift,
+        "steady_motion_strength": sampled_keyframes.steady_motion_strength,
+        "candidates": sampled_keyframes.candidates,
+        "interpolation_start_strength": cascade.stages["interpolation"]
+        .stage.with_sampling(options)
+        .start_strength
         if "interpolation" in cascade.stages
         else None,
         "reader_accuracy_on_real_eval_frames": ceiling,

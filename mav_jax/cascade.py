@@ -30,13 +30,19 @@ from mav_jax.models.clip import unit
 from mav_jax.models.frozen_clip import FrozenClip
 from mav_jax.parallel.sharding import BATCH_AXES
 from mav_jax.stages import stage_from_config
-from mav_jax.stages.conditioned import steady_motion_problems
 from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
-from mav_jax.stages.keyframes import SOURCE_FPS, candidate_problems
+from mav_jax.stages.keyframes import SOURCE_FPS
 from mav_jax.stages.prior import clip_problems, sample_image_embeddings
+from mav_jax.stages.sampling import SamplingOptions
+from mav_jax.train.weights import load_weights
 
 ORDER = ("clip", "prior", "keyframes", "interpolation", "sr_low", "sr_high")
 VIDEO_STAGES = ORDER[2:]
+
+
+def _given(option: float | None, configured: float) -> float:
+    """A sampling option where set, else the stage config's value."""
+    return float(configured) if option is None else float(option)
 
 
 class CascadeError(ValueError):
@@ -51,41 +57,7 @@ class LoadedStage:
     config: object  # ml_collections.ConfigDict
 
 
-@dataclasses.dataclass
-class SamplingOptions:
-    seed: int = 0
-    steps: int = 0  # sampler steps per stage; 0: each stage's config.diffusion.sampling_steps
-    prior_guidance: float = 0.0  # 0: the prior config's guidance_scale
-    guidance: float = 0.0  # keyframe decoder guidance; 0: its config's guidance_scale
-    fps: float = 0.0  # output frame rate after interpolation; 0: the interpolation's highest
-    # Correlation of the frames' initial noise in D^t and ↑F (see stages.conditioned.initial_noise);
-    # negative: each stage's config.diffusion.frame_noise_correlation.
-    frame_noise_correlation: float = -1.0
-    # Pixels a frame that the shared part of D^t's keyframe noise drifts, in a random direction
-    # per video (see diffusion.frame_motion); negative: D^t's config.diffusion.frame_noise_drift.
-    frame_noise_drift: float = -1.0
-    # > 0: D^t samples twice, the second pass from the first's middle keyframe moved at the
-    # first's velocity (the drift's where the first left it still), with this fraction of its
-    # steps left (see stages.keyframes); 0: once; negative: D^t's
-    # config.diffusion.steady_motion_strength.
-    steady_motion_strength: float = -1.0
-    # Keyframe videos D^t draws per prompt, keeping the one whose middle keyframe CLIP embeds
-    # closest to the prompt's embedding (see Cascade.keyframe_candidates); 0: D^t's
-    # config.diffusion.candidates.
-    keyframe_candidates: int = 0
-    # Where ↑F, SR^t_l and SR_h start: < 1 from a guess (↑F: the keyframes' linear blend; SR:
-    # the upsampled input), noised, with this fraction of their sampler steps left; 1: from pure
-    # noise; negative: each stage's config.diffusion.start_strength.
-    start_strength: float = -1.0
-    # How much of each SR step's x0 prediction is moved so that it box-downsamples to the stage's
-    # input (0-1; see diffusion.low_res_consistency); negative: each SR config's
-    # config.diffusion.low_res_consistency.
-    low_res_consistency: float = -1.0
-
-
 def _load_stage(path: str, name: str, mesh: Mesh) -> LoadedStage:
-    from mav_jax.train.weights import load_weights
-
     config, graphdef, params = load_weights(path, mesh)
     if config.get("stage") != name:
         raise CascadeError(
@@ -101,7 +73,7 @@ def _resolution_problems(stages: dict[str, LoadedStage]) -> list[str]:
     chain = [name for name in VIDEO_STAGES if name in stages]
     for before, after in zip(chain, chain[1:], strict=False):
         produced = stages[before].stage.resolution
-        wanted = stages[after].stage.resolution // getattr(stages[after].stage, "factor", 1)
+        wanted = stages[after].stage.resolution // stages[after].stage.factor
         if produced != wanted:
             found.append(
                 f"{before} makes {produced}x{produced} frames but {after} takes {wanted}x{wanted}"
@@ -140,8 +112,11 @@ class Cascade:
         self.batch_divisor = math.prod(mesh.shape[a] for a in BATCH_AXES)
         self._jitted: dict[tuple, object] = {}
 
-    def _jit(self, key: tuple, fn):
-        """One jax.jit per stage and static setting (steps, guidance, fps), reused across calls."""
+    def _jit(self, name: str, options: SamplingOptions, fn):
+        """One jax.jit per stage and sampling options (the whole frozen dataclass: every setting
+        a compiled sampler bakes in comes from it, or from the loaded checkpoints), reused across
+        calls. `fn` must take every shape from its arguments."""
+        key = (name, options)
         if key not in self._jitted:
             self._jitted[key] = jax.jit(fn)
         return self._jitted[key]
@@ -190,32 +165,15 @@ class Cascade:
 
     def _stage(self, name: str, options: SamplingOptions):
         """The stage as loaded, with the sampling options that override its config applied."""
-        stage = self._loaded(name).stage
-        if options.frame_noise_correlation >= 0 and hasattr(stage, "frame_noise_correlation"):
-            stage = dataclasses.replace(
-                stage, frame_noise_correlation=options.frame_noise_correlation
-            )
-        if options.frame_noise_drift >= 0 and hasattr(stage, "frame_noise_drift"):
-            stage = dataclasses.replace(stage, frame_noise_drift=options.frame_noise_drift)
-        if options.steady_motion_strength >= 0 and hasattr(stage, "steady_motion_strength"):
-            stage = dataclasses.replace(
-                stage, steady_motion_strength=options.steady_motion_strength
-            )
-            if problems := steady_motion_problems(stage.steady_motion_strength):
-                raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
-        if options.keyframe_candidates and hasattr(stage, "candidates"):
-            stage = dataclasses.replace(stage, candidates=options.keyframe_candidates)
-            if problems := candidate_problems(stage.candidates):
-                raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
-        for field in ("start_strength", "low_res_consistency"):
-            if getattr(options, field) >= 0 and hasattr(stage, field):
-                stage = dataclasses.replace(stage, **{field: getattr(options, field)})
-                if problems := stage.problems():
-                    raise CascadeError(f"{name}: " + "; ".join(problems) + ".")
-        return stage
+        try:
+            return self._loaded(name).stage.with_sampling(options)
+        except ValueError as error:
+            raise CascadeError(str(error)) from error
 
     def _steps(self, name: str, options: SamplingOptions) -> int:
-        return options.steps or int(self.stages[name].config.diffusion.sampling_steps)
+        if options.steps is not None:
+            return options.steps
+        return int(self.stages[name].config.diffusion.sampling_steps)
 
     def _pad(self, x: np.ndarray) -> tuple[jax.Array, int]:
         """Pad the batch to a multiple of the mesh's batch axes and shard it over them."""
@@ -225,7 +183,7 @@ class Cascade:
         return jax.device_put(x, self.batch_sharding), n
 
     def output_fps(self, options: SamplingOptions) -> float:
-        if options.fps:
+        if options.fps is not None:
             return options.fps
         if "interpolation" in self.stages:
             return SOURCE_FPS / min(self.stages["interpolation"].stage.clips.frame_skips)
@@ -254,16 +212,17 @@ class Cascade:
         tokens = clip.tokenize(prompts)  # PromptTooLongError names the limit
         tokens, n = self._pad(tokens)
         text_embedding, text_tokens = clip.encode_text(tokens)
-        guidance = options.prior_guidance or float(prior.config.diffusion.guidance_scale)
-        steps = self._steps("prior", options)
+        guidance = _given(options.prior_guidance, prior.config.diffusion.guidance_scale)
         sample = self._jit(
-            ("prior", steps, guidance),
+            "prior",
+            options,
             functools.partial(
                 sample_image_embeddings,
                 prior.graphdef,
                 schedule=prior.stage.schedule,
-                num_steps=steps,
+                num_steps=self._steps("prior", options),
                 guidance_scale=guidance,
+                sampler=self._stage("prior", options).sample_fn(),
             ),
         )
         key = jax.random.key(options.seed)
@@ -307,35 +266,19 @@ class Cascade:
         """One keyframe video per embedding: (N, E) -> (N, F, H, W, 3)."""
         kf = self._loaded("keyframes")
         fps = self.keyframe_fps(options)
-        guidance = options.guidance or float(kf.config.diffusion.guidance_scale)
+        guidance = _given(options.guidance, kf.config.diffusion.guidance_scale)
         embeddings, n = self._pad(np.asarray(embeddings))
         key = jax.random.fold_in(jax.random.key(options.seed), 1)
-        count, steps = embeddings.shape[0], self._steps("keyframes", options)
+        steps = self._steps("keyframes", options)
         conditioned = bool(kf.stage.unet.embedding_dim)
         stage = self._stage("keyframes", options)
 
         def generate(params, key, embeddings):
-            return stage.generate(
-                kf.graphdef,
-                params,
-                key,
-                count,
-                fps,
-                steps,
-                embeddings if conditioned else None,
-                guidance,
-            )
+            count = embeddings.shape[0]
+            condition = embeddings if conditioned else None
+            return stage.generate(kf.graphdef, params, key, count, fps, steps, condition, guidance)
 
-        settings = (
-            count,
-            fps,
-            steps,
-            guidance,
-            stage.frame_noise_correlation,
-            stage.frame_noise_drift,
-            stage.steady_motion_strength,
-        )
-        return self._jit(("keyframes", *settings), generate)(kf.params, key, embeddings)[:n]
+        return self._jit("keyframes", options, generate)(kf.params, key, embeddings)[:n]
 
     def interpolate(
         self,
@@ -357,9 +300,9 @@ class Cascade:
         steps = self._steps("interpolation", options)
         guidance = float(interp.config.diffusion.get("guidance_scale", 1.0))
         stage = self._stage("interpolation", options)
-        settings = ("interpolation", steps, stage.frame_noise_correlation, stage.start_strength)
         generate = self._jit(
-            settings,
+            "interpolation",
+            options,
             functools.partial(
                 stage.generate,
                 interp.graphdef,
@@ -384,9 +327,8 @@ class Cascade:
         fps = jnp.full((video.shape[0],), self.output_fps(options), jnp.float32)
         key = jax.random.fold_in(jax.random.key(options.seed), 3 + VIDEO_STAGES.index(name))
         steps, stage = self._steps(name, options), self._stage(name, options)
-        settings = (name, steps, stage.start_strength, stage.low_res_consistency)
         upscale = self._jit(
-            settings, functools.partial(stage.upscale, sr.graphdef, num_steps=steps)
+            name, options, functools.partial(stage.upscale, sr.graphdef, num_steps=steps)
         )
         return upscale(sr.params, key, video, fps if stage.unet.fps_conditioning else None)[:n]
 

@@ -70,8 +70,7 @@ def example_batch(stage, batch_size: int) -> dict:
         if np.asarray(v).dtype.kind in "fiub"
     }
     # What a frozen network (CLIP) adds to each batch before the step, as shapes.
-    if hasattr(stage, "conditioning_shapes"):
-        batch.update(stage.conditioning_shapes(batch_size))
+    batch.update(stage.conditioning_shapes(batch_size))
     return batch
 
 
@@ -79,10 +78,11 @@ def abstract_train_state(config, stage, mesh):
     """(graphdef, TrainState of ShapeDtypeStructs with shardings, optimizer): nothing allocated."""
     import jax
 
+    from mav_jax.parallel import rules_from_config
     from mav_jax.train.step import TrainState, optimizer_state_shardings
     from mav_jax.train.weights import abstract_params, optimizer_from_config
 
-    graphdef, params = abstract_params(stage, mesh)
+    graphdef, params = abstract_params(stage, mesh, rules_from_config(config))
     optimizer = optimizer_from_config(config, params)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     opt_state = jax.tree.map(

@@ -30,49 +30,50 @@ _MODE = flags.DEFINE_enum(
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", 1, "Videos per prompt (or variations).")
 _OUTPUT = flags.DEFINE_string("output", "sample.mp4", "Output path (.mp4); .gif/.png beside it.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed: the same seed gives the same videos.")
-_STEPS = flags.DEFINE_integer("steps", 0, "Sampler steps per stage (0: each stage's config).")
-_PRIOR_GUIDANCE = flags.DEFINE_float("prior_guidance", 0.0, "Prior guidance (0: its config's).")
-_GUIDANCE = flags.DEFINE_float("guidance", 0.0, "Keyframe guidance scale (0: its config's).")
+# Sampling options: each left unset takes the stage config's value (stages.sampling).
+_STEPS = flags.DEFINE_integer("steps", None, "Sampler steps per stage.")
+_PRIOR_GUIDANCE = flags.DEFINE_float("prior_guidance", None, "Prior guidance scale.")
+_GUIDANCE = flags.DEFINE_float("guidance", None, "Keyframe guidance scale.")
+_SAMPLER = flags.DEFINE_enum("sampler", None, ["ddim", "ddpm"], "Sampler of every stage.")
 _NOISE_CORRELATION = flags.DEFINE_float(
     "frame_noise_correlation",
-    -1.0,
-    "Correlation of the frames' initial noise in the keyframe and interpolation stages, 0-1 "
-    "(negative: their configs').",
+    None,
+    "Correlation of the frames' initial noise in the keyframe and interpolation stages, 0-1.",
 )
 _NOISE_DRIFT = flags.DEFINE_float(
     "frame_noise_drift",
-    -1.0,
+    None,
     "Pixels a frame that the keyframes' shared noise drifts, each video in a random direction: "
-    "a steady drift to follow (0: none; negative: the keyframe config's).",
+    "a steady drift to follow (0: none).",
 )
 _STEADY_MOTION = flags.DEFINE_float(
     "steady_motion_strength",
-    -1.0,
+    None,
     "Keyframes sampled twice: the second pass from the first's middle keyframe moved at the "
     "first's velocity (the drift's where the first left the digit in place), noised, with this "
     "fraction (0-1) of the sampler steps left, so the digit keeps one shape and one speed (0: one "
-    "pass; negative: the keyframe config's).",
+    "pass).",
 )
 _CANDIDATES = flags.DEFINE_integer(
     "keyframe_candidates",
-    0,
+    None,
     "Keyframe videos to draw per prompt, keeping the one whose middle keyframe CLIP embeds closest "
-    "to the prompt's embedding; each costs a keyframe sampling (0: the keyframe config's).",
+    "to the prompt's embedding; each costs a keyframe sampling.",
 )
 _START_STRENGTH = flags.DEFINE_float(
     "start_strength",
-    -1.0,
+    None,
     "Interpolation and super-resolution start from a guess (the keyframes' linear blend, the "
     "upsampled input), noised, with this fraction (0-1] of their sampler steps left; 1: from pure "
-    "noise (negative: their configs').",
+    "noise.",
 )
 _LOW_RES_CONSISTENCY = flags.DEFINE_float(
     "low_res_consistency",
-    -1.0,
+    None,
     "Super-resolution holds each step's prediction to its input: this fraction (0-1) of the "
-    "way, each block's mean to the input pixel it downsamples to (negative: their configs').",
+    "way, each block's mean to the input pixel it downsamples to.",
 )
-_FPS = flags.DEFINE_float("fps", 0.0, "Output frame rate (0: the interpolation stage's highest).")
+_FPS = flags.DEFINE_float("fps", None, "Output frame rate (default: the interpolation's highest).")
 _UNTIL = flags.DEFINE_enum(
     "until", "sr_high", ["keyframes", "interpolation", "sr_low", "sr_high"], "Last stage to run."
 )
@@ -91,12 +92,13 @@ def read_prompts(prompts: list[str], prompts_file: str) -> list[str]:
 def main(argv) -> None:
     del argv
     from mav_jax import cli_logging
-    from mav_jax.cascade import ORDER, Cascade, CascadeError, SamplingOptions
+    from mav_jax.cascade import ORDER, Cascade, CascadeError
     from mav_jax.data import files
     from mav_jax.data.video_io import load_frames, write_outputs
     from mav_jax.models.tokenizer import PromptTooLongError
     from mav_jax.parallel.sharding import make_mesh, parse_mesh
     from mav_jax.stages import to_uint8
+    from mav_jax.stages.sampling import SamplingOptions
 
     cli_logging.setup()
     if not _CHECKPOINTS.value:
@@ -127,6 +129,7 @@ def main(argv) -> None:
         keyframe_candidates=_CANDIDATES.value,
         start_strength=_START_STRENGTH.value,
         low_res_consistency=_LOW_RES_CONSISTENCY.value,
+        sampler=_SAMPLER.value,
     )
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})

@@ -55,7 +55,7 @@ def test_too_long_prompt_is_an_error_and_training_text_truncates():
 def test_the_tokenize_transform_matches_the_tokenizer_for_repeated_captions():
     """Tokenize caches by caption: a repeat gives the same (read-only) tokens, and bytes or str
     captions give what the tokenizer does."""
-    from mav_jax.data.stage_inputs import Tokenize
+    from mav_jax.stages.captions import Tokenize
 
     tok, op = ClipTokenizer.digits(), Tokenize("digits", 16)
     captions = [

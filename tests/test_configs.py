@@ -57,12 +57,13 @@ NEEDS = {
 @pytest.mark.parametrize("variant", common.VARIANTS)
 def test_every_stage_config_describes_a_runnable_stage(stage, variant):
     from mav_jax.stages import stage_from_config
+    from mav_jax.stages.base import UNetStage
 
     built = stage_from_config(_load(stage).get_config(variant))
     assert built.name == stage
     need = NEEDS.get((stage, variant))
     assert [need in p for p in built.problems()] == ([True] if need else [])
-    if hasattr(built, "unet"):
+    if isinstance(built, UNetStage):
         assert built.unet.extra_in_channels == {"interpolation": 4, "sr_low": 3, "sr_high": 3}.get(
             stage, 0
         )

@@ -7,7 +7,14 @@ from mav_jax.diffusion.objectives import (
     predict_x0_and_eps,
     prediction_target,
 )
-from mav_jax.diffusion.samplers import ddim_sample, ddpm_sample, sampling_timesteps
+from mav_jax.diffusion.samplers import (
+    SAMPLERS,
+    Sampler,
+    ddim_sample,
+    ddpm_sample,
+    get_sampler,
+    sampling_timesteps,
+)
 from mav_jax.diffusion.schedules import (
     NoiseSchedule,
     cosine_schedule,
@@ -21,8 +28,11 @@ __all__ = [
     "NoiseSchedule",
     "condition_keep_mask",
     "cosine_schedule",
+    "SAMPLERS",
+    "Sampler",
     "ddim_sample",
     "ddpm_sample",
+    "get_sampler",
     "diffusion_loss",
     "guided_output",
     "linear_schedule",

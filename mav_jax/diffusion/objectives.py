@@ -59,10 +59,12 @@ def diffusion_loss(
     weights: jax.Array | None = None,
     min_snr_gamma: float = 0.0,
     noise: jax.Array | None = None,
+    timesteps: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Mean squared error of `model_fn(x_t, t)` against the target, in float32.
 
-    t is uniform over [0, T) per example. `weights` (broadcastable to x0) weight elements, e.g. to
+    t is uniform over [0, T) per example, or `timesteps` (B,) where given (evaluation at fixed
+    noise levels). `weights` (broadcastable to x0) weight elements, e.g. to
     leave conditioning frames out of the loss; `min_snr_gamma` > 0 weights timesteps by
     `min_snr_weight`. `noise` (shaped as x0) is the noise to add, standard normal (drawn from
     `key`) when None; a video stage passes frame-correlated noise. Returns (loss, aux) with the
@@ -72,7 +74,10 @@ def diffusion_loss(
     t_key, noise_key = jax.random.split(key)
     batch = x0.shape[0]
     x0 = x0.astype(jnp.float32)
-    t = jax.random.randint(t_key, (batch,), 0, schedule.num_timesteps)
+    if timesteps is None:
+        t = jax.random.randint(t_key, (batch,), 0, schedule.num_timesteps)
+    else:
+        t = jnp.broadcast_to(jnp.asarray(timesteps, jnp.int32), (batch,))
     if noise is None:
         noise = jax.random.normal(noise_key, x0.shape, jnp.float32)
     elif noise.shape != x0.shape:

@@ -23,6 +23,7 @@ downsamples to.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -190,3 +191,15 @@ def ddpm_sample(
         return mean + jnp.sqrt(variance) * noise
 
     return jax.lax.fori_loop(first, num_steps, body, x_first)
+
+
+Sampler = Callable[..., jax.Array]  # ddim_sample's and ddpm_sample's shared signature
+SAMPLERS: dict[str, Sampler] = {"ddim": ddim_sample, "ddpm": ddpm_sample}
+
+
+def get_sampler(name: str) -> Sampler:
+    """The sampler `config.diffusion.sampler` names: 'ddim' (deterministic, strided) or 'ddpm'
+    (ancestral; strided steps respaced as in Improved DDPM)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"Unknown sampler '{name}'; choose one of {sorted(SAMPLERS)}.")
+    return SAMPLERS[name]

@@ -186,9 +186,9 @@ def convert_to_export(
     import ml_collections
     from flax import nnx
 
+    from mav_jax.exports import write_export
     from mav_jax.models.frozen_clip import TOKENIZER_FILE
     from mav_jax.models.tokenizer import ClipTokenizer
-    from mav_jax.train.weights import write_export
 
     state = load_state_dict(checkpoint)
     config = config_from_state_dict(state, activation=activation)

@@ -4,6 +4,7 @@ prompts and embeds text and images for the prior, the keyframe decoder, sampling
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
@@ -12,9 +13,11 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
+from mav_jax import exports
 from mav_jax.data import files
-from mav_jax.models.clip import ClipConfig
+from mav_jax.models.clip import CLIP, ClipConfig
 from mav_jax.models.tokenizer import ClipTokenizer
+from mav_jax.parallel import abstract_model_params, rules_from_config
 
 TOKENIZER_FILE = "tokenizer.json"  # written into converted exports
 
@@ -24,24 +27,27 @@ class FrozenClip:
     batch size divides the batch axes); otherwise XLA chooses."""
 
     def __init__(self, path: str, mesh: Mesh, batch_sharding: NamedSharding | None = None):
-        from mav_jax.train.weights import (
-            load_inference,
-        )  # train imports the stages, which import us
-
         if not path:
             raise ValueError(
                 "No CLIP named: set config.clip_from to a CLIP export (train configs/clip.py and "
                 "export it, or convert OpenAI/OpenCLIP weights with mav_jax.models.clip_convert)."
             )
-        config, graphdef, params = load_inference(path, mesh)
+        config = exports.read_config(path)
         if config.get("stage") != "clip":
             raise ValueError(f"{path} holds a '{config.get('stage')}' export, not a CLIP one.")
         self.path = path
-        self.config = ClipConfig.from_dict(config.clip)
         local = os.path.join(path, TOKENIZER_FILE)
         self.tokenizer = ClipTokenizer.from_spec(
             local if files.exists(local) else config.clip_tokenizer
         )
+        self.config = ClipConfig.from_dict(config.clip)
+        if self.config.vocab_size == 0:  # 0 in a config: the tokenizer's own size
+            self.config = dataclasses.replace(self.config, vocab_size=self.tokenizer.vocab_size)
+        clip_config = self.config
+        graphdef, target = abstract_model_params(
+            lambda: CLIP(clip_config, rngs=nnx.Rngs(0)), mesh, rules_from_config(config)
+        )
+        params = exports.restore_params(path, target)
         self.graphdef, self.params = graphdef, params
         self._text = jax.jit(
             lambda p, tokens: nnx.merge(graphdef, p).text(tokens), out_shardings=batch_sharding

@@ -4,8 +4,10 @@ from mav_jax.parallel import logical_axes
 from mav_jax.parallel.sharding import (
     DEFAULT_RULES,
     MESH_AXES,
+    abstract_model_params,
     logical_to_mesh_spec,
     make_mesh,
+    rules_from_config,
     shard_module_state,
     state_shardings,
 )
@@ -13,9 +15,11 @@ from mav_jax.parallel.sharding import (
 __all__ = [
     "DEFAULT_RULES",
     "MESH_AXES",
+    "abstract_model_params",
     "logical_axes",
     "logical_to_mesh_spec",
     "make_mesh",
+    "rules_from_config",
     "shard_module_state",
     "state_shardings",
 ]

@@ -134,3 +134,50 @@ def shard_module_state(module: nnx.Module, mesh: Mesh, rules: Rules = DEFAULT_RU
     shardings = state_shardings(state, mesh, rules)
     nnx.update(module, jax.device_put(state, shardings))
     return module
+
+
+def rules_from_config(config) -> Rules:
+    """The logical-axis rule table a config declares (`config.sharding_rules`, big_vision's
+    pattern: a list of [logical_name, mesh_axes] pairs), or DEFAULT_RULES where it declares none.
+
+    A declared table replaces the default whole, so every logical name must appear in it.
+    """
+    declared = config.get("sharding_rules") if hasattr(config, "get") else None
+    if not declared:
+        return DEFAULT_RULES
+    rules = []
+    for entry in declared:
+        name, target = entry
+        axes = (target,) if isinstance(target, str) else tuple(target or ())
+        if name not in ax.ALL:
+            raise ValueError(
+                f"config.sharding_rules names logical axis '{name}', which no layer uses; "
+                f"the names are {list(ax.ALL)}."
+            )
+        if unknown := [a for a in axes if a not in MESH_AXES]:
+            raise ValueError(
+                f"config.sharding_rules maps '{name}' to mesh axes {unknown}; the mesh axes "
+                f"are {list(MESH_AXES)}."
+            )
+        rules.append((name, target if isinstance(target, str) or target is None else axes))
+    if missing := [n for n in ax.ALL if n not in dict(rules)]:
+        raise ValueError(
+            f"config.sharding_rules has no rule for {missing}; a declared table replaces the "
+            "default whole, so give each logical axis a rule (None: replicated)."
+        )
+    return tuple(rules)
+
+
+def abstract_model_params(build_model, mesh: Mesh, rules: Rules = DEFAULT_RULES):
+    """(graphdef, params as ShapeDtypeStructs carrying their shardings on `mesh`) of the module
+    `build_model()` makes: a restore or compile target with no parameter memory allocated."""
+    graphdef, abstract = nnx.split(nnx.eval_shape(build_model), nnx.Param)
+    params = jax.tree.map(
+        lambda var, sharding: var.replace(
+            value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
+        ),
+        abstract,
+        state_shardings(abstract, mesh, rules),
+        is_leaf=lambda x: isinstance(x, nnx.Variable),
+    )
+    return graphdef, params

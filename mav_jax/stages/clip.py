@@ -8,14 +8,17 @@ prior and the keyframe decoder name as `clip_from`.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 from flax import nnx
 
 from mav_jax.data.clips import ClipSampling
-from mav_jax.data.stage_inputs import SINGLE_FRAME, captioned_image_operations
+from mav_jax.data.stage_inputs import SINGLE_FRAME
 from mav_jax.models.clip import CLIP, ClipConfig, contrastive_loss
 from mav_jax.models.tokenizer import ClipTokenizer
+from mav_jax.stages.base import StageDefaults
+from mav_jax.stages.captions import captioned_image_operations
 
 
 def clip_config_with_vocab(values, tokenizer_spec: str) -> ClipConfig:
@@ -28,14 +31,15 @@ def clip_config_with_vocab(values, tokenizer_spec: str) -> ClipConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ClipStage:
+class ClipStage(StageDefaults):
     clip: ClipConfig
     tokenizer: str = "digits"  # ClipTokenizer.from_spec
     resolution: int = 32  # frames are cropped/scaled to this, then resized to clip.image_size
     split: str = "image_text"
     clips: ClipSampling = SINGLE_FRAME
     name: str = "clip"
-    logged_metrics: tuple[str, ...] = ("accuracy", "logit_scale")
+
+    logged_metrics: ClassVar[tuple[str, ...]] = ("accuracy", "logit_scale")
 
     @classmethod
     def from_config(cls, config) -> ClipStage:
@@ -70,9 +74,10 @@ class ClipStage:
     def operations(self) -> list:
         return captioned_image_operations(self.resolution, self.tokenizer, self.clip.context_length)
 
-    def loss(self, model: CLIP, batch: dict, key: jax.Array):
-        """batch: 'video' (B, 1, H, W, 3) in [-1, 1], 'tokens' (B, L): the captions."""
-        del key  # CLIP's loss has no randomness
+    def loss(self, model: CLIP, batch: dict, key: jax.Array, timesteps=None):
+        """batch: 'video' (B, 1, H, W, 3) in [-1, 1], 'tokens' (B, L): the captions. CLIP's loss
+        has no randomness and no noise levels: `key` and `timesteps` are unused."""
+        del key, timesteps
         image_emb = model.encode_image(batch["video"][:, 0])  # (B, E)
         text_emb = model.encode_text(batch["tokens"])  # (B, E)
         return contrastive_loss(image_emb, text_emb, model.logit_scale[...])

@@ -62,13 +62,17 @@ class ClipEmbeddingConditioned:
             "embedding": jax.ShapeDtypeStruct((batch_size, self.unet.embedding_dim), jnp.float32)
         }
 
-    def training_embedding(self, model_config: UNetConfig, batch: dict, key: jax.Array) -> dict:
-        """The embedding and its keep-mask (dropped for `condition_drop_rate` of the batch) as
-        keyword arguments of the U-Net being trained (`model_config`); empty if it is not
-        conditioned."""
+    def training_embedding(
+        self, model_config: UNetConfig, batch: dict, key: jax.Array, drop: bool = True
+    ) -> dict:
+        """The embedding and its keep-mask (dropped for `condition_drop_rate` of the batch, when
+        `drop`; evaluation keeps every one) as keyword arguments of the U-Net being trained
+        (`model_config`); empty if it is not conditioned."""
         if not model_config.embedding_dim:
             return {}
-        keep = condition_keep_mask(key, batch["video"].shape[0], self.condition_drop_rate)
+        batch_size = batch["video"].shape[0]
+        rate = self.condition_drop_rate if drop else 0.0
+        keep = condition_keep_mask(key, batch_size, rate)
         return {"embedding": batch["embedding"], "embedding_mask": keep}
 
     def sampling_embedding(

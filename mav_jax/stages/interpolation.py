@@ -14,6 +14,7 @@ their velocity, and a single given frame at `animation_speed` in a random direct
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +22,10 @@ from flax import nnx
 
 from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
-from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
+from mav_jax.diffusion import NoiseSchedule, diffusion_loss, make_schedule
 from mav_jax.diffusion.frame_motion import drift_velocity, shift, translation
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
-from mav_jax.stages.base import UNetStage, resolution_problems
+from mav_jax.stages.base import UNetStage, present, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
 from mav_jax.stages.conditioned import frame_noise_problems, initial_noise, start_problems
 from mav_jax.stages.frame_modes import RandomFrameMask
@@ -98,7 +99,7 @@ def masked_inputs(video: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
+class InterpolationStage(ClipEmbeddingConditioned, UNetStage):
     schedule: NoiseSchedule
     unet: UNetConfig
     clips: ClipSampling
@@ -122,7 +123,15 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
     split: str = "video"
     flip: bool = False
     source_fps: float = 24.0
+    sampler: str = "ddim"  # diffusion.get_sampler
     name: str = "interpolation"
+
+    makes_videos: ClassVar[bool] = True
+    sampling_overrides: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("frame_noise_correlation", "frame_noise_correlation"),
+        ("start_strength", "start_strength"),
+        ("sampler", "sampler"),
+    )
 
     @classmethod
     def from_config(cls, config) -> InterpolationStage:
@@ -137,15 +146,19 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             clips=ClipSampling(num_frames=num_frames, frame_skips=tuple(data.frame_skips)),
             keyframe_skip=data.keyframe_skip,
             mode_weights=tuple(data.mode_weights),
-            clip_from=config.get("clip_from", ""),
             condition_drop_rate=config.diffusion.condition_drop_rate,
-            frame_noise_correlation=config.diffusion.get("frame_noise_correlation", 0.0),
-            hold_given_frames=config.diffusion.get("hold_given_frames", True),
-            start_strength=config.diffusion.get("start_strength", 1.0),
-            start_follows_motion=config.diffusion.get("start_follows_motion", False),
-            animation_speed=config.diffusion.get("animation_speed", 0.0),
             prediction=config.diffusion.prediction,
-            min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
+            **present(
+                config.diffusion,
+                "frame_noise_correlation",
+                "hold_given_frames",
+                "start_strength",
+                "start_follows_motion",
+                "animation_speed",
+                "min_snr_gamma",
+                "sampler",
+            ),
+            **present(config, "clip_from"),
             resolution=data.resolution,
             split=data.video_split,
             flip=data.flip,
@@ -169,7 +182,8 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
                 f"config.diffusion.animation_speed is pixels a frame, so not negative; "
                 f"got {self.animation_speed}"
             )
-        return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
+        found += self.sampler_problems() + self.embedding_problems()
+        return found + resolution_problems(self.resolution, self.unet)
 
     def operations(self) -> list:
         return [
@@ -178,7 +192,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             RandomFrameMask(self.keyframe_skip, self.mode_weights),
         ]
 
-    def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
+    def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array, timesteps=None):
         """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'mask' (B, F), 'fps' (B,), 'embedding'
         (B, E) if conditioned."""
         drop_key, diffusion_key, dropout_key = jax.random.split(key, 3)
@@ -186,11 +200,12 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
         cond = {
             "fps": batch["fps"],
             "extra": masked_inputs(video, mask),
-            **self.training_embedding(model.config, batch, drop_key),
+            **self.training_embedding(model.config, batch, drop_key, drop=timesteps is None),
         }
 
         def model_fn(x_t, t):
-            return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
+            deterministic = timesteps is not None
+            return model(x_t, t, dropout_key=dropout_key, deterministic=deterministic, **cond)
 
         to_generate = (1.0 - mask)[:, :, None, None, None]  # (B, F, 1, 1, 1)
         return diffusion_loss(
@@ -201,6 +216,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             self.prediction,
             weights=to_generate,
             min_snr_gamma=self.min_snr_gamma,
+            timesteps=timesteps,
         )
 
     def generate(
@@ -226,7 +242,7 @@ class InterpolationStage(UNetStage, ClipEmbeddingConditioned):
             if self.animation_speed
             else None
         )
-        generated = ddim_sample(
+        generated = self.sample_fn()(
             unet_denoise_fn(graphdef),
             params,
             x_T,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,7 @@ from flax import nnx
 
 from mav_jax.data.augment import CropFlipScale
 from mav_jax.data.clips import ClipSampling, SampleClip
-from mav_jax.diffusion import NoiseSchedule, ddim_sample, diffusion_loss, make_schedule
+from mav_jax.diffusion import NoiseSchedule, diffusion_loss, make_schedule
 from mav_jax.diffusion.frame_motion import (
     drift_velocity,
     steady_motion_guess,
@@ -25,7 +26,7 @@ from mav_jax.diffusion.frame_motion import (
     velocity_shifts,
 )
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
-from mav_jax.stages.base import UNetStage, resolution_problems
+from mav_jax.stages.base import UNetStage, present, resolution_problems
 from mav_jax.stages.clip_conditioning import ClipEmbeddingConditioned
 from mav_jax.stages.conditioned import frame_noise_problems, initial_noise, steady_motion_problems
 
@@ -45,7 +46,7 @@ def candidate_problems(count: int) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
+class KeyframeStage(ClipEmbeddingConditioned, UNetStage):
     schedule: NoiseSchedule
     prediction: str = "eps"
     min_snr_gamma: float = 0.0  # 0: every timestep's loss counts equally
@@ -76,7 +77,17 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
     split: str = "video"
     flip: bool = False
     clip_from: str = ""  # the CLIP export whose image embedding conditions the decoder
+    sampler: str = "ddim"  # diffusion.get_sampler
     name: str = "keyframes"
+
+    makes_videos: ClassVar[bool] = True
+    sampling_overrides: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("frame_noise_correlation", "frame_noise_correlation"),
+        ("frame_noise_drift", "frame_noise_drift"),
+        ("steady_motion_strength", "steady_motion_strength"),
+        ("keyframe_candidates", "candidates"),
+        ("sampler", "sampler"),
+    )
 
     @classmethod
     def from_config(cls, config) -> KeyframeStage:
@@ -94,25 +105,25 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         return cls(
             schedule=make_schedule(config.diffusion.schedule, config.diffusion.num_timesteps),
             prediction=config.diffusion.prediction,
-            min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
             condition_drop_rate=config.diffusion.condition_drop_rate,
-            frame_noise_correlation=config.diffusion.get("frame_noise_correlation", 0.0),
-            training_frame_noise_correlation=config.diffusion.get(
-                "training_frame_noise_correlation", 0.0
+            **present(
+                config.diffusion,
+                "min_snr_gamma",
+                "frame_noise_correlation",
+                "training_frame_noise_correlation",
+                "frame_noise_drift",
+                "training_noise_follows_motion",
+                "steady_motion_strength",
+                "candidates",
+                "sampler",
             ),
-            frame_noise_drift=config.diffusion.get("frame_noise_drift", 0.0),
-            training_noise_follows_motion=config.diffusion.get(
-                "training_noise_follows_motion", False
-            ),
-            steady_motion_strength=config.diffusion.get("steady_motion_strength", 0.0),
-            candidates=config.diffusion.get("candidates", 1),
+            **present(config, "clip_from"),
             unet=unet,
             phase=phase,
             resolution=data.resolution,
             clips=clips,
             split=data.video_split if video else data.image_split,
             flip=data.flip,
-            clip_from=config.get("clip_from", ""),
         )
 
     @property
@@ -135,22 +146,23 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
                 "training_frame_noise_correlation > 0 too"
             )
         found += steady_motion_problems(self.steady_motion_strength)
-        found += candidate_problems(self.candidates)
+        found += candidate_problems(self.candidates) + self.sampler_problems()
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def operations(self) -> list:
         return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip)]
 
-    def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
+    def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array, timesteps=None):
         """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'fps' (B,), 'embedding' (B, E) if used."""
         cfg = model.config
+        training = timesteps is None
         drop_key, diffusion_key, dropout_key, noise_key = jax.random.split(key, 4)
-        cond = self.training_embedding(cfg, batch, drop_key)
+        cond = self.training_embedding(cfg, batch, drop_key, drop=training)
         if cfg.fps_conditioning:
             cond["fps"] = batch["fps"]
 
         def model_fn(x_t, t):
-            return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
+            return model(x_t, t, dropout_key=dropout_key, deterministic=not training, **cond)
 
         video = batch["video"]  # (B, F, H, W, 3)
         noise = None
@@ -167,6 +179,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
             self.prediction,
             min_snr_gamma=self.min_snr_gamma,
             noise=noise,
+            timesteps=timesteps,
         )
 
     def generate(
@@ -196,7 +209,7 @@ class KeyframeStage(UNetStage, ClipEmbeddingConditioned):
         if self.unet.fps_conditioning:
             cond["fps"] = jnp.full((count,), fps)
         sample = functools.partial(
-            ddim_sample,
+            self.sample_fn(),
             unet_denoise_fn(graphdef),
             params,
             schedule=self.schedule,

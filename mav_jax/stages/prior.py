@@ -5,6 +5,7 @@ diffusion over the embedding), trained on image-text pairs with a frozen CLIP (`
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -12,9 +13,10 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.data.clips import ClipSampling
-from mav_jax.data.stage_inputs import SINGLE_FRAME, captioned_image_operations
+from mav_jax.data.stage_inputs import SINGLE_FRAME
 from mav_jax.diffusion import (
     NoiseSchedule,
+    Sampler,
     condition_keep_mask,
     ddim_sample,
     diffusion_loss,
@@ -30,10 +32,12 @@ from mav_jax.models.prior import (
     to_diffusion_space,
 )
 from mav_jax.parallel.sharding import BATCH_AXES
+from mav_jax.stages.base import StageDefaults, present
+from mav_jax.stages.captions import captioned_image_operations
 
 
 @dataclasses.dataclass(frozen=True)
-class PriorStage:
+class PriorStage(StageDefaults):
     prior: PriorConfig
     schedule: NoiseSchedule
     clip_from: str = ""
@@ -42,8 +46,11 @@ class PriorStage:
     resolution: int = 32
     split: str = "image_text"
     clips: ClipSampling = SINGLE_FRAME
+    sampler: str = "ddim"  # diffusion.get_sampler
     name: str = "prior"
-    logged_metrics: tuple[str, ...] = ("cosine",)
+
+    logged_metrics: ClassVar[tuple[str, ...]] = ("cosine",)
+    sampling_overrides: ClassVar[tuple[tuple[str, str], ...]] = (("sampler", "sampler"),)
 
     @classmethod
     def from_config(cls, config) -> PriorStage:
@@ -53,6 +60,7 @@ class PriorStage:
             clip_from=config.clip_from,
             tokenizer=config.clip_tokenizer,
             condition_drop_rate=config.diffusion.condition_drop_rate,
+            **present(config.diffusion, "sampler"),
             resolution=config.data.resolution,
             split=config.data.split,
         )
@@ -65,12 +73,13 @@ class PriorStage:
         return DiffusionPrior(self.prior, rngs=rngs)
 
     def problems(self) -> list[str]:
+        found = self.sampler_problems()
         if not self.clip_from:
-            return [
+            found.append(
                 "config.clip_from must name a CLIP export (train configs/clip.py and export "
                 "it, or convert pretrained weights with mav_jax.models.clip_convert)"
-            ]
-        return []
+            )
+        return found
 
     def operations(self) -> list:
         return captioned_image_operations(
@@ -108,7 +117,7 @@ class PriorStage:
             "image_embedding": jax.ShapeDtypeStruct((batch_size, prior.embed_dim), f32),
         }
 
-    def loss(self, model: DiffusionPrior, batch: dict, key: jax.Array):
+    def loss(self, model: DiffusionPrior, batch: dict, key: jax.Array, timesteps=None):
         """batch: 'tokens' (B, L), 'text_tokens' (B, L, Tw), 'text_embedding' and
         'image_embedding' (B, E) from the frozen CLIP."""
         drop_key, diffusion_key = jax.random.split(key)
@@ -117,12 +126,19 @@ class PriorStage:
             "token_mask": token_mask(batch["tokens"]),
             "text_embedding": batch["text_embedding"],
             "embedding_mask": condition_keep_mask(
-                drop_key, batch["tokens"].shape[0], self.condition_drop_rate
+                drop_key,
+                batch["tokens"].shape[0],
+                self.condition_drop_rate if timesteps is None else 0.0,
             ),
         }
         target = to_diffusion_space(batch["image_embedding"])
         loss, aux = diffusion_loss(
-            lambda x_t, t: model(x_t, t, **cond), target, diffusion_key, self.schedule, "x0"
+            lambda x_t, t: model(x_t, t, **cond),
+            target,
+            diffusion_key,
+            self.schedule,
+            "x0",
+            timesteps=timesteps,
         )
         # How close the predicted embedding (x0) is to the true one (1 is perfect), over the batch.
         aux["cosine"] = jnp.mean(cosine_similarity(aux["output"], target))
@@ -156,6 +172,7 @@ def sample_image_embeddings(
     *,
     num_steps: int,
     guidance_scale: float | None,
+    sampler: Sampler = ddim_sample,
 ) -> jax.Array:
     """Captions (as the frozen CLIP's outputs) -> (B, E) unit-norm CLIP image embeddings."""
     cond = {
@@ -165,7 +182,7 @@ def sample_image_embeddings(
     }
     noise_key, sample_key = jax.random.split(key)
     x_T = jax.random.normal(noise_key, text_embedding.shape, jnp.float32)
-    x0 = ddim_sample(
+    x0 = sampler(
         prior_denoise_fn(graphdef),
         params,
         x_T,

@@ -9,6 +9,7 @@ from the same initial noise, as the paper does, so detail it invents does not fl
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -19,13 +20,12 @@ from mav_jax.data.clips import ClipSampling, SampleClip
 from mav_jax.data.stage_inputs import LowResolution
 from mav_jax.diffusion import (
     NoiseSchedule,
-    ddim_sample,
     diffusion_loss,
     make_schedule,
     q_sample,
 )
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, unet_denoise_fn
-from mav_jax.stages.base import UNetStage, resolution_problems
+from mav_jax.stages.base import UNetStage, present, resolution_problems
 from mav_jax.stages.conditioned import initial_noise, start_problems, upsample
 
 SR_STAGES = ("sr_low", "sr_high")
@@ -36,7 +36,8 @@ class SuperResolutionStage(UNetStage):
     schedule: NoiseSchedule
     unet: UNetConfig
     clips: ClipSampling
-    factor: int  # output resolution / input resolution
+    # Output resolution / input resolution; field() keeps it required (StageDefaults has 1).
+    factor: int = dataclasses.field()
     resolution: int  # output resolution
     crop: int = 0  # training window in native pixels (a patch of the target); 0: the whole frame
     max_aug_fraction: float = 0.2  # training noise augmentation: t_aug ~ U[0, fraction * T)
@@ -52,7 +53,15 @@ class SuperResolutionStage(UNetStage):
     split: str = "video"
     flip: bool = False
     source_fps: float = 24.0
+    sampler: str = "ddim"  # diffusion.get_sampler
     name: str = "sr_low"
+
+    makes_videos: ClassVar[bool] = True
+    sampling_overrides: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("start_strength", "start_strength"),
+        ("low_res_consistency", "low_res_consistency"),
+        ("sampler", "sampler"),
+    )
 
     @classmethod
     def from_config(cls, config) -> SuperResolutionStage:
@@ -73,13 +82,17 @@ class SuperResolutionStage(UNetStage):
             ),
             factor=data.factor,
             resolution=data.resolution,
-            crop=data.get("crop", 0),
+            **present(data, "crop"),
             max_aug_fraction=config.diffusion.max_aug_fraction,
             sample_aug_fraction=config.diffusion.sample_aug_fraction,
-            start_strength=config.diffusion.get("start_strength", 1.0),
-            low_res_consistency=config.diffusion.get("low_res_consistency", 0.0),
             prediction=config.diffusion.prediction,
-            min_snr_gamma=config.diffusion.get("min_snr_gamma", 0.0),
+            **present(
+                config.diffusion,
+                "start_strength",
+                "low_res_consistency",
+                "min_snr_gamma",
+                "sampler",
+            ),
             split=data.video_split if video else data.image_split,
             flip=data.flip,
             name=name,
@@ -117,7 +130,7 @@ class SuperResolutionStage(UNetStage):
                 f"config.diffusion.low_res_consistency is the fraction of the correction to "
                 f"the low-res input applied: in [0, 1], got {self.low_res_consistency}"
             )
-        return found + start_problems(self.start_strength)
+        return found + start_problems(self.start_strength) + self.sampler_problems()
 
     def operations(self) -> list:
         """Native-pixel windows of the target (patches of `crop` when set: the U-Net has no
@@ -144,7 +157,7 @@ class SuperResolutionStage(UNetStage):
             cond["fps"] = fps
         return cond
 
-    def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array):
+    def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array, timesteps=None):
         """batch: 'video' (B, F, H, W, 3) target, 'low_res' (B, F, H/f, W/f, 3), 'fps' (B,)."""
         aug_key, noise_key, diffusion_key, dropout_key = jax.random.split(key, 4)
         batch_size = batch["video"].shape[0]
@@ -153,7 +166,8 @@ class SuperResolutionStage(UNetStage):
         cond = self._conditioning(batch["low_res"], aug_t, noise_key, batch.get("fps"))
 
         def model_fn(x_t, t):
-            return model(x_t, t, dropout_key=dropout_key, deterministic=False, **cond)
+            deterministic = timesteps is not None
+            return model(x_t, t, dropout_key=dropout_key, deterministic=deterministic, **cond)
 
         return diffusion_loss(
             model_fn,
@@ -162,6 +176,7 @@ class SuperResolutionStage(UNetStage):
             self.schedule,
             self.prediction,
             min_snr_gamma=self.min_snr_gamma,
+            timesteps=timesteps,
         )
 
     def upscale(
@@ -182,7 +197,7 @@ class SuperResolutionStage(UNetStage):
         x_T = initial_noise(noise_key, shape, float(self.shared_noise))
         init = upsample(low_res, self.resolution) if self.start_strength < 1 else None
         held = (low_res, self.low_res_consistency) if self.low_res_consistency > 0 else None
-        return ddim_sample(
+        return self.sample_fn()(
             unet_denoise_fn(graphdef),
             params,
             x_T,

@@ -130,7 +130,7 @@ def make_train_step(
     state_sharding = jax.tree.map(lambda x: x.sharding, state)
     batch_spec = NamedSharding(mesh, PartitionSpec(BATCH_AXES))
     batch_sharding = {k: batch_spec for k in batch_example}
-    logged_names = tuple(getattr(stage, "logged_metrics", ()))
+    logged_names = tuple(stage.logged_metrics)
     frozen = (
         None
         if trainable is None

@@ -172,7 +172,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
             log.info("Initialised from %s", config.init_from)
 
     # Stages conditioned on a frozen network (CLIP) add its outputs to each batch, outside the step.
-    condition = stage.conditioner(mesh) if hasattr(stage, "conditioner") else (lambda b: b)
+    condition = stage.conditioner(mesh)
 
     def next_batch():
         return condition(global_batch(next(iterator), mesh))
@@ -197,7 +197,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     stop = _StopSignal()
     config_record = json.loads(config.to_json())
     sample_key = jax.random.key(config.seed + 1)
-    makes_videos = hasattr(stage, "sample") and train.num_samples > 0
+    makes_videos = stage.makes_videos and train.num_samples > 0
     if makes_videos:
         sampler = make_sampler(
             stage,

@@ -1,51 +1,42 @@
 """A stage's model and train state built from its config; inference export and weight loading.
 
-An exported checkpoint is a directory holding the EMA parameters (`params/`, Orbax) and the full
-stage config (`config.json`); `load_inference` restores it onto any mesh, because the shardings
-come from the model's logical axes on the mesh you pass, not from the mesh that saved it.
+The export format itself (`params/` + `config.json`) lives in `mav_jax.exports`, below the
+models, so that frozen networks (CLIP) load without the training code; this module adds what
+needs a stage: building its model to restore into, and reading a training workdir's EMA.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 
-import jax
 import ml_collections
-import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh
 
+from mav_jax import exports
 from mav_jax.data import files
 from mav_jax.nn import transplant_spatial_params
-from mav_jax.parallel import DEFAULT_RULES, make_mesh, state_shardings
+from mav_jax.parallel import DEFAULT_RULES, abstract_model_params, make_mesh, rules_from_config
+from mav_jax.parallel.sharding import Rules
 from mav_jax.stages import stage_from_config
 from mav_jax.train.checkpoints import Checkpointer, abstract_like
 from mav_jax.train.optimizer import make_optimizer
 from mav_jax.train.step import sharded_init, train_state_from_params
 
 CHECKPOINTS = "checkpoints"  # under a training workdir
-EXPORT_PARAMS, EXPORT_CONFIG = "params", "config.json"  # inside an export directory
+# Re-exported for callers that write or inspect exports next to training.
+write_export, export_source = exports.write_export, exports.export_source
 
 
 def make_model_fn(stage, seed: int):
     return lambda: stage.build_model(nnx.Rngs(seed))
 
 
-def abstract_params(stage, mesh: Mesh, rules=DEFAULT_RULES):
+def abstract_params(stage, mesh: Mesh, rules: Rules = DEFAULT_RULES):
     """(graphdef, params as ShapeDtypeStructs carrying their shardings on `mesh`): a restore or
     compile target for the stage's model with no parameter memory allocated."""
-    graphdef, abstract = nnx.split(nnx.eval_shape(make_model_fn(stage, 0)), nnx.Param)
-    params = jax.tree.map(
-        lambda var, sharding: var.replace(
-            value=jax.ShapeDtypeStruct(var.shape, var.dtype, sharding=sharding)
-        ),
-        abstract,
-        state_shardings(abstract, mesh, rules),
-        is_leaf=lambda x: isinstance(x, nnx.Variable),
-    )
-    return graphdef, params
+    return abstract_model_params(make_model_fn(stage, 0), mesh, rules)
 
 
 def optimizer_from_config(config, params):
@@ -61,15 +52,13 @@ def optimizer_from_config(config, params):
     )
 
 
-def build_train_state(config, stage, mesh: Mesh, rules=DEFAULT_RULES):
-    """(graphdef, fresh TrainState on `mesh`, optimizer) for `stage` as `config` describes it."""
+def build_train_state(config, stage, mesh: Mesh):
+    """(graphdef, fresh TrainState on `mesh`, optimizer) for `stage` as `config` describes it,
+    sharded by the config's logical-axis rules."""
+    rules = rules_from_config(config)
     graphdef, params = sharded_init(make_model_fn(stage, config.seed), mesh, rules)
     optimizer = optimizer_from_config(config, params)
     return graphdef, train_state_from_params(params, optimizer, mesh, config.seed), optimizer
-
-
-def _is_export(path: str) -> bool:
-    return files.exists(os.path.join(path, EXPORT_CONFIG))
 
 
 def restore_training_ema(
@@ -108,59 +97,28 @@ def export_inference(
     mesh = mesh or make_mesh({"fsdp": -1})
     step, config, _, ema = restore_training_ema(workdir, mesh)
     source = {"workdir": workdir, "step": step, "id": uuid.uuid4().hex}
-    write_export(output, config, ema, {**source, **({"inputs": inputs} if inputs else {})})
+    exports.write_export(output, config, ema, {**source, **({"inputs": inputs} if inputs else {})})
     return step
 
 
-def write_export(
-    output: str, config: ml_collections.ConfigDict, params: nnx.State, source: dict
-) -> None:
-    """An export directory: `params` (Orbax) and the stage `config` with where they came from."""
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.join(files.absolute(output), EXPORT_PARAMS), params, force=True)
-    checkpointer.wait_until_finished()
-    if jax.process_index() == 0:
-        record = {**config.to_dict(), "exported_from": source}
-        with files.open_file(os.path.join(output, EXPORT_CONFIG), "w") as f:
-            json.dump(record, f, indent=1)
-
-
-def export_source(path: str) -> dict | None:
-    """Where the export at `path` came from (`write_export`'s `source`, e.g. workdir and step),
-    or None when `path` holds no export."""
-    if not _is_export(path):
-        return None
-    with files.open_file(os.path.join(path, EXPORT_CONFIG)) as f:
-        return json.load(f).get("exported_from", {})
-
-
-def load_inference(path: str, mesh: Mesh, rules=DEFAULT_RULES):
-    """(config, graphdef, params) of an export, sharded on `mesh` by the logical-axis rules."""
-    if not _is_export(path):
-        raise FileNotFoundError(
-            f"{path} is not an exported checkpoint (no {EXPORT_CONFIG}); make one with "
-            f"python -m mav_jax.export --workdir=TRAIN_DIR --output={path}"
-        )
-    with files.open_file(os.path.join(path, EXPORT_CONFIG)) as f:
-        values = json.load(f)
-    values.pop("exported_from", None)
-    config = ml_collections.ConfigDict(values)
+def load_inference(path: str, mesh: Mesh, rules: Rules | None = None):
+    """(config, graphdef, params) of an export, sharded on `mesh` by the logical-axis rules (the
+    export config's own table unless `rules` is given)."""
+    config = exports.read_config(path)
+    rules = rules or rules_from_config(config)
     graphdef, target = abstract_params(stage_from_config(config), mesh, rules)
-    params = ocp.StandardCheckpointer().restore(
-        os.path.join(files.absolute(path), EXPORT_PARAMS), target
-    )
-    return config, graphdef, params
+    return config, graphdef, exports.restore_params(path, target)
 
 
 def load_weights(path: str, mesh: Mesh):
     """(config, graphdef, params) from an export or, failing that, a training workdir's EMA."""
-    if _is_export(path):
+    if exports.is_export(path):
         return load_inference(path, mesh)
     if files.exists(os.path.join(path, CHECKPOINTS)):
         _, config, graphdef, params = restore_training_ema(path, mesh)
         return config, graphdef, params
     raise FileNotFoundError(
-        f"{path} is neither an export ({EXPORT_CONFIG}) nor a training workdir ({CHECKPOINTS}/)."
+        f"{path} is neither an export ({exports.CONFIG}) nor a training workdir ({CHECKPOINTS}/)."
     )
 
 
