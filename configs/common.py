@@ -96,3 +96,16 @@ def train_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     cfg.num_samples = 4  # sample videos written at sample_every and at the end; 0: none
     cfg.sample_steps = 20 if tiny else 100
     return cfg
+
+
+def evals_config(variant: str = "tiny", kind: str = "heldout_loss") -> ml_collections.ConfigDict:
+    """`config.evals`: label -> evaluator settings (mav_jax.train.evaluators). The paper variant
+    evaluates every 5000 steps and at the end; tiny runs (tests, CPU) evaluate nothing unless a
+    config adds an entry, e.g. `config.evals.heldout = {"type": "heldout_loss"}` (at the end)."""
+    cfg = ml_collections.ConfigDict()
+    if check_variant(variant) == "paper":
+        if kind == "retrieval":
+            cfg.retrieval = {"type": "retrieval", "every": 5000, "num_examples": 1024}
+        else:  # the U-Net stages and the prior
+            cfg.heldout_loss = {"type": "heldout_loss", "every": 5000, "num_examples": 256}
+    return cfg

@@ -12,7 +12,7 @@ frames between the keyframes show, so in-between frames keep the digit and colou
 
 import ml_collections
 
-from configs import common
+from mav_jax.configs import common
 
 
 def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
@@ -63,4 +63,5 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
 
     config.train = common.train_config(variant)
     config.mesh = common.mesh_config()
+    config.evals = common.evals_config(variant)
     return config

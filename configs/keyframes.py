@@ -11,7 +11,7 @@ from `init_from` (a workdir or an exported checkpoint), and trains on clips of `
 
 import ml_collections
 
-from configs import common
+from mav_jax.configs import common
 
 
 def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
@@ -68,4 +68,5 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
 
     config.train = common.train_config(variant)
     config.mesh = common.mesh_config()
+    config.evals = common.evals_config(variant)
     return config

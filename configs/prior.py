@@ -10,8 +10,8 @@ converted OpenAI/OpenCLIP checkpoint), whose widths the prior's `embed_dim`, `te
 
 import ml_collections
 
-from configs import clip as clip_configs
-from configs import common
+from mav_jax.configs import clip as clip_configs
+from mav_jax.configs import common
 
 
 def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
@@ -47,4 +47,5 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.train.learning_rate = 5e-4 if tiny else 1.1e-4
     config.train.num_samples = 0  # the prior makes embeddings, not videos
     config.mesh = common.mesh_config()
+    config.evals = common.evals_config(variant)
     return config

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
+from mav_jax.configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 
 KEYFRAME_RESOLUTION = 16  # D^t's and ↑F's frames, and CLIP's and the prior's images
 # D^t's and ↑F's U-Net. 16 base channels, not 32: a third of the cost a step, so D^t gets the

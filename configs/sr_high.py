@@ -4,7 +4,7 @@ paper; at sampling every frame starts from the same noise.
     python -m mav_jax.train --config=configs/sr_high.py:tiny --workdir=runs/sr_high
 """
 
-from configs.super_resolution import sr_config
+from mav_jax.configs.super_resolution import sr_config
 
 
 def get_config(variant: str = "tiny"):

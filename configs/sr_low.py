@@ -6,7 +6,7 @@ The tiny variant upscales 16 -> 32 on Moving Digits; the paper variant reads 256
 (a `video_collection` build: --config.data.dataset=NAME).
 """
 
-from configs.super_resolution import sr_config
+from mav_jax.configs.super_resolution import sr_config
 
 
 def get_config(variant: str = "tiny"):

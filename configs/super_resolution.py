@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from configs import common
+from mav_jax.configs import common
 
 
 def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_collections.ConfigDict:
@@ -54,4 +54,5 @@ def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_coll
 
     config.train = common.train_config(variant)
     config.mesh = common.mesh_config()
+    config.evals = common.evals_config(variant)
     return config

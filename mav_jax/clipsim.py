@@ -51,5 +51,10 @@ def main(argv) -> None:
         json.dump(record, f, indent=1)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    cli()

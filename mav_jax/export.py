@@ -25,5 +25,10 @@ def main(argv) -> None:
     logging.info("Exported step %d of %s to %s", step, _WORKDIR.value, _OUTPUT.value)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -150,5 +150,10 @@ def main(argv) -> None:
     )
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -295,5 +295,12 @@ def main(argv) -> None:
             json.dump(report, f, indent=1)
 
 
+def cli() -> None:
+    """Console-script entry point; `--config` takes a file path or a stage name (keyframes:paper)."""
+    from mav_jax.configs import resolve_config_args
+
+    app.run(main, argv=resolve_config_args(sys.argv))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli()

@@ -129,7 +129,7 @@ def set_aside(workdir: str, name: str, run_dir: str, export: str) -> str:
 
 def run_paths(name: str, workdir: str) -> tuple[str, str]:
     """(training directory, export directory) of quickstart run `name`."""
-    from configs.quickstart import EXPORTS
+    from mav_jax.configs.quickstart import EXPORTS
 
     return os.path.join(workdir, "runs", name), os.path.join(workdir, "checkpoints", EXPORTS[name])
 
@@ -190,9 +190,9 @@ def train_stage(name: str, config, workdir: str, timings: dict) -> None:
 
 def main(argv) -> None:
     del argv
-    from configs import quickstart
     from mav_jax import cli_logging
     from mav_jax.cascade import Cascade, SamplingOptions
+    from mav_jax.configs import quickstart
     from mav_jax.data.video_io import write_outputs
     from mav_jax.parallel import make_mesh
     from mav_jax.stages import to_uint8
@@ -243,5 +243,10 @@ def main(argv) -> None:
     print(f"Quickstart done in {total / 60:.1f} min of work; videos in {samples}", file=sys.stderr)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    cli()

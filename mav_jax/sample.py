@@ -173,5 +173,10 @@ def main(argv) -> None:
             f.writelines(json.dumps(entry) + "\n" for entry in captions)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -5,12 +5,10 @@ and shared by the tests that use them.
 """
 
 import pathlib
-import sys
 
 import jax
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # stage configs import `configs.common`, as they do from the CLI
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_threefry_partitionable", True)
@@ -147,7 +145,7 @@ UNIT_CLIP = dict(
 @pytest.fixture(scope="session")
 def clip_export(digits_data_dir, tmp_path_factory) -> str:
     """The clip stage trained 4 steps on the unit digits set and exported."""
-    from configs import clip
+    from mav_jax.configs import clip
     from mav_jax.train.trainer import train_and_evaluate
     from mav_jax.train.weights import export_inference
 

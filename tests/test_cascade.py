@@ -15,8 +15,8 @@ import pytest
 from conftest import ROOT, UNIT_CLIP
 from trainer_helpers import subprocess_env
 
-from configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 from mav_jax.cascade import Cascade, CascadeError, SamplingOptions
+from mav_jax.configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 from mav_jax.data.video_io import contact_sheet, write_outputs
 from mav_jax.diffusion import make_schedule
 from mav_jax.diffusion.frame_motion import steady_motion_guess, steady_velocity

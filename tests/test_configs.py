@@ -75,8 +75,8 @@ def test_the_quickstart_recipe_is_one_consistent_cascade(tmp_path):
     """Every run of configs/quickstart.py builds, and the stages chain: each input resolution is
     the previous output, the keyframes are spaced as the interpolation expects, and each later
     stage reads the exports of the earlier ones."""
-    from configs import quickstart
     from mav_jax.cascade import LoadedStage, _resolution_problems
+    from mav_jax.configs import quickstart
     from mav_jax.stages import stage_from_config
 
     runs = dict(quickstart.stages(str(tmp_path / "data"), str(tmp_path), scale=1.0))

@@ -8,7 +8,7 @@ from conftest import UNIT_CLIP
 from flax import nnx
 from trainer_helpers import tiny_config
 
-from configs import prior as prior_configs
+from mav_jax.configs import prior as prior_configs
 from mav_jax.models.frozen_clip import FrozenClip, token_mask
 from mav_jax.models.prior import DiffusionPrior, PriorConfig
 from mav_jax.parallel import make_mesh

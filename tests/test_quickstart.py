@@ -6,7 +6,7 @@ import ml_collections
 import pytest
 from absl import app
 
-from configs import quickstart
+from mav_jax.configs import quickstart
 from mav_jax.quickstart import INPUTS_FILE, export_is_current, parse_run_steps, prepare_run
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from configs import common, keyframes
+from mav_jax.configs import common, keyframes
 from mav_jax.diffusion import ddim_sample, ddpm_sample
 from mav_jax.parallel import DEFAULT_RULES, make_mesh, rules_from_config
 from mav_jax.parallel import logical_axes as ax
@@ -32,7 +32,7 @@ def _protocol_methods() -> dict[str, inspect.Signature]:
 
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_each_stage_satisfies_the_stage_protocol(name):
-    stage = stage_from_config(importlib.import_module(f"configs.{name}").get_config("tiny"))
+    stage = stage_from_config(importlib.import_module(f"mav_jax.configs.{name}").get_config("tiny"))
     assert isinstance(stage, Stage)
     for attribute in typing.get_type_hints(Stage):
         assert hasattr(stage, attribute), f"{name} lacks {attribute}"

@@ -11,7 +11,7 @@ from conftest import UNIT_CLIP, keyframe_loss_input
 from flax import nnx
 from trainer_helpers import TINY
 
-from configs import interpolation, sr_high, sr_low
+from mav_jax.configs import interpolation, sr_high, sr_low
 from mav_jax.data.loader import transform_record
 from mav_jax.data.video_io import read_video
 from mav_jax.diffusion.low_res_consistency import block_means

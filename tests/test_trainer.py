@@ -130,7 +130,29 @@ def _wait_for_step(process, workdir, step: int, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
-def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(digits_data_dir, tmp_path):
+# Held-out loss at fixed timesteps every 4 steps: on the video split (the unit build's eval split
+# has 4 clips, and the loss needs no captions), one example per batch shard.
+HELDOUT = {"type": "heldout_loss", "every": 4, "split": "video", "num_examples": 8}
+
+
+def _config_file(tmp_path) -> pathlib.Path:
+    """A user's own config file: the tiny keyframe config with an evaluator declared."""
+    path = tmp_path / "keyframes_with_evals.py"
+    path.write_text(
+        "from mav_jax.configs import keyframes\n\n\n"
+        "def get_config(variant):\n"
+        "    config = keyframes.get_config(variant)\n"
+        f"    config.evals.heldout = {HELDOUT!r}\n"
+        "    return config\n"
+    )
+    return path
+
+
+def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(
+    digits_data_dir, tmp_path, monkeypatch
+):
+    """Training and its held-out evaluations: the run preempted (SIGTERM) and then killed
+    (SIGKILL) ends with the uninterrupted run's weights and evaluation numbers."""
     steps = {
         "train.num_steps": 24,
         "train.checkpoint_every": 4,
@@ -139,9 +161,14 @@ def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(digits_dat
         "mesh.fsdp": 1,
         "train.num_samples": 0,
     }
-    reference = train_and_evaluate(tiny_config(digits_data_dir, **steps), str(tmp_path / "ref"))
+    config = tiny_config(digits_data_dir, **steps)
+    config.evals.heldout = HELDOUT
+    reference = train_and_evaluate(config, str(tmp_path / "ref"))
     workdir = tmp_path / "run"
     command = train_command(workdir, digits_data_dir, **steps)
+    command[command.index("--config=configs/keyframes.py:tiny")] = (
+        f"--config={_config_file(tmp_path)}:tiny"
+    )
 
     preempted = start(command, log_path=tmp_path / "first.log")
     _wait_for_step(preempted, workdir, 4)
@@ -174,6 +201,60 @@ def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(digits_dat
         jax.tree.leaves(resumed.params), jax.tree.leaves(reference.params), strict=True
     ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+    # Evaluated at every 4th step, the same numbers however often the run was interrupted.
+    expected = json.loads((tmp_path / "ref" / "evals.json").read_text())
+    got = json.loads((workdir / "evals.json").read_text())
+    assert sorted(map(int, expected)) == [4, 8, 12, 16, 20, 24] and got.keys() == expected.keys()
+    for at in expected:
+        assert set(expected[at]) == {
+            "heldout/t=100",
+            "heldout/t=500",
+            "heldout/t=900",
+            "heldout/mean",
+        }
+        for name, value in expected[at].items():
+            assert got[at][name] == pytest.approx(value, rel=1e-5), (at, name)
+    assert expected["4"]["heldout/mean"] != expected["24"]["heldout/mean"]  # it measures training
+
+    # Run again on the finished workdir: nothing is trained and nothing evaluated twice.
+    from mav_jax.train.evaluators import HeldoutLoss
+
+    calls = []
+    monkeypatch.setattr(HeldoutLoss, "evaluate", lambda self, params, at: calls.append(at) or {})
+    train_and_evaluate(config, str(tmp_path / "ref"))
+    assert calls == []
+
+
+def test_the_heldout_loss_is_the_stage_loss_on_the_fixed_batch_at_each_timestep(image_run):
+    """What the evaluator reports is the stage's own loss on the held-out batch at each fixed
+    timestep, with the evaluator's fixed key, computed here directly without jit; and a second
+    evaluation of the same weights gives the same numbers."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from mav_jax.stages import stage_from_config
+    from mav_jax.train.evaluators import EvalContext, HeldoutLoss
+    from mav_jax.train.weights import restore_training_ema
+
+    workdir, _ = image_run
+    mesh = make_mesh({"data": 2, "fsdp": 4})
+    _, config, graphdef, ema = restore_training_ema(str(workdir), mesh)
+    stage = stage_from_config(config)
+    context = EvalContext(stage, graphdef, mesh, config.data.dataset, config.data.data_dir, 0)
+    evaluator = HeldoutLoss("heldout", {**HELDOUT, "timestep_fractions": (0.0, 0.3)}, context)
+    assert evaluator.timesteps == [0, 300]
+    first = evaluator.evaluate(ema, 4)
+    assert first == evaluator.evaluate(ema, 4)
+    model = nnx.merge(graphdef, ema)
+    batch = jax.device_get(evaluator.batch)
+    direct = []
+    for t in (0, 300):
+        loss, aux = stage.loss(model, batch, evaluator.key, timesteps=jnp.full((8,), t))
+        assert np.all(np.asarray(aux["timesteps"]) == t)
+        direct.append(float(loss))
+        assert first[f"t={t}"] == pytest.approx(float(loss), rel=1e-4)
+    assert first["mean"] == pytest.approx(np.mean(direct), rel=1e-4)
 
 
 def _free_port() -> int:

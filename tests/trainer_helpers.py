@@ -8,7 +8,7 @@ import sys
 
 from conftest import ROOT
 
-from configs import keyframes
+from mav_jax.configs import keyframes
 
 # Flattened overrides: applied to the ConfigDict in-process, passed as --config.* to subprocesses.
 TINY = {

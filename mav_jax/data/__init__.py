@@ -1,1 +1,2 @@
-"""Datasets (TFDS builders) and, to come, the input pipelines every stage shares."""
+"""Data: TFDS builders (the embedded Moving Digits set, user video and image collections), video
+and file I/O, and the Grain input pipelines and per-stage transforms every stage shares."""

@@ -48,5 +48,10 @@ def main(argv) -> None:
         print(f"{builder.info.full_name} {split}: {info.num_examples} examples")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -65,3 +65,12 @@ def make_dirs(path: str) -> None:
         _gfile().makedirs(path)
     else:
         os.makedirs(path, exist_ok=True)
+
+
+def rename(source: str, target: str) -> None:
+    """Move `source` over `target` (atomic on a local file system; a replaced file is never seen
+    half-written)."""
+    if _is_remote(source):
+        _gfile().rename(source, target, overwrite=True)
+    else:
+        os.replace(source, target)

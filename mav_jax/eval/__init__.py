@@ -1,1 +1,1 @@
-"""Evaluation: Fréchet distance, the FVD feature pipeline and its sources."""
+"""Evaluation metrics: Fréchet distance, FVD (I3D features and its sources), CLIPSIM."""

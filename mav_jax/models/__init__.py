@@ -1,1 +1,2 @@
-"""Networks other than the shared U-Net: the I3D feature network for FVD (CLIP and the prior to come)."""
+"""Networks other than the shared U-Net: CLIP (and a frozen CLIP export for conditioning), the
+diffusion prior, the I3D feature network for FVD, CLIP's tokenizer and weight converters."""

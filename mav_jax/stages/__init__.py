@@ -1,4 +1,5 @@
-"""Cascade stages: how a batch becomes (inputs, conditioning, target) and the stage's loss.
+"""Cascade stages (the `Stage` protocol): how a batch becomes (inputs, conditioning, target),
+the stage's loss, and its samples.
 
 `stage_from_config(config)` picks the stage named by `config.stage`.
 """

@@ -78,6 +78,9 @@ class Stage(Protocol):
     def with_sampling(self, options: SamplingOptions) -> Stage:
         """This stage with the sampling options it reads applied (ValueError on a bad value)."""
 
+    def sampling_problems(self) -> list[str]:
+        """What is wrong with the settings sampling options may change."""
+
 
 class StageDefaults:
     """The neutral defaults of `Stage`'s optional capabilities, and `with_sampling`.
@@ -110,9 +113,14 @@ class StageDefaults:
         if not changes:
             return self
         stage = dataclasses.replace(self, **changes)
-        if problems := stage.problems():
+        if problems := stage.sampling_problems():
             raise ValueError(f"{self.name}: " + "; ".join(problems) + ".")
         return stage
+
+    def sampling_problems(self) -> list[str]:
+        """Problems of the settings `with_sampling` may change (a subset of `problems`, which
+        also checks what only training needs, such as the CLIP export to condition on)."""
+        return []
 
     def sample_fn(self) -> Sampler:
         """The sampler `config.diffusion.sampler` names (DDIM or DDPM)."""

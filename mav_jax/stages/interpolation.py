@@ -185,6 +185,13 @@ class InterpolationStage(ClipEmbeddingConditioned, UNetStage):
         found += self.sampler_problems() + self.embedding_problems()
         return found + resolution_problems(self.resolution, self.unet)
 
+    def sampling_problems(self) -> list[str]:
+        return (
+            frame_noise_problems(self.frame_noise_correlation)
+            + start_problems(self.start_strength)
+            + self.sampler_problems()
+        )
+
     def operations(self) -> list:
         return [
             SampleClip(self.clips),

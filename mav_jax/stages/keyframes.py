@@ -149,6 +149,14 @@ class KeyframeStage(ClipEmbeddingConditioned, UNetStage):
         found += candidate_problems(self.candidates) + self.sampler_problems()
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
+    def sampling_problems(self) -> list[str]:
+        return (
+            frame_noise_problems(self.frame_noise_correlation, drift=self.frame_noise_drift)
+            + steady_motion_problems(self.steady_motion_strength)
+            + candidate_problems(self.candidates)
+            + self.sampler_problems()
+        )
+
     def operations(self) -> list:
         return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip)]
 

@@ -72,6 +72,9 @@ class PriorStage(StageDefaults):
     def build_model(self, rngs: nnx.Rngs) -> DiffusionPrior:
         return DiffusionPrior(self.prior, rngs=rngs)
 
+    def sampling_problems(self) -> list[str]:
+        return self.sampler_problems()
+
     def problems(self) -> list[str]:
         found = self.sampler_problems()
         if not self.clip_from:

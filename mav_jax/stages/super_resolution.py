@@ -125,12 +125,16 @@ class SuperResolutionStage(UNetStage):
             found.append(
                 "config.unet.embedding_dim must be 0: the SR stages are not text-conditioned"
             )
+        return found + self.sampling_problems()
+
+    def sampling_problems(self) -> list[str]:
+        found = start_problems(self.start_strength) + self.sampler_problems()
         if not 0.0 <= self.low_res_consistency <= 1.0:
             found.append(
                 f"config.diffusion.low_res_consistency is the fraction of the correction to "
                 f"the low-res input applied: in [0, 1], got {self.low_res_consistency}"
             )
-        return found + start_problems(self.start_strength) + self.sampler_problems()
+        return found
 
     def operations(self) -> list:
         """Native-pixel windows of the target (patches of `crop` when set: the U-Net has no

@@ -1,1 +1,2 @@
-"""Training: optimiser + EMA, the sharded train step (the loop, checkpoints and export are next)."""
+"""Training: the one trainer loop every stage uses, its sharded train step, optimiser and EMA,
+Orbax checkpoints, weights (build, restore, export) and the evaluators it runs."""

@@ -5,6 +5,8 @@ every host at once (Cloud TPU: `gcloud ... ssh --worker=all`); on CPU clusters a
 --coordinator_address, --num_processes and --process_id.
 """
 
+import sys
+
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -37,5 +39,12 @@ def main(argv) -> None:
         raise app.UsageError(str(error)) from None
 
 
+def cli() -> None:
+    """Console-script entry point; `--config` takes a file path or a stage name (keyframes:paper)."""
+    from mav_jax.configs import resolve_config_args
+
+    app.run(main, argv=resolve_config_args(sys.argv))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli()

@@ -6,7 +6,8 @@ import jax
 import tensorflow_datasets as tfds
 
 from mav_jax.data import files
-from mav_jax.parallel import make_mesh
+from mav_jax.parallel import make_mesh, rules_from_config
+from mav_jax.train.evaluators import evaluator_problems
 
 
 class ConfigError(ValueError):
@@ -68,5 +69,10 @@ def check_config(config, stage) -> None:
             f"config.init_from={config.init_from} does not exist; name the image-phase workdir "
             "or its export"
         )
+    try:
+        rules_from_config(config)
+    except ValueError as error:
+        found.append(str(error))
+    found += evaluator_problems(config)
     if found:
         raise ConfigError("The training config cannot run:\n  - " + "\n  - ".join(found))

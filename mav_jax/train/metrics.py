@@ -67,6 +67,10 @@ class TrainingMonitor:
         self.pending, self.last_step, self.last_time = [], step, now
         return scalars
 
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        """Scalars from elsewhere than the step (evaluators), to the same TensorBoard."""
+        self.writer.write_scalars(step, scalars)
+
     def exclude(self, seconds: float) -> None:
         """Leave time spent on other work (sampling, checkpoint waits) out of the throughput."""
         self.last_time += seconds

@@ -33,6 +33,7 @@ from mav_jax.parallel import make_mesh
 from mav_jax.stages import Stage, stage_from_config, to_uint8
 from mav_jax.train.checkpoints import Checkpointer, abstract_like
 from mav_jax.train.config_checks import ConfigError, check_config
+from mav_jax.train.evaluators import EvalContext, EvalLog, make_evaluators
 from mav_jax.train.metrics import TrainingMonitor, flops_per_device
 from mav_jax.train.optimizer import learning_rate_schedule, trainable_paths
 from mav_jax.train.step import TrainState, make_train_step
@@ -211,6 +212,26 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         data_state = {"iterator": iterator.get_state().decode()}
         ckpt.save(step, state, data_state, config_record, force=True)
 
+    context = EvalContext(
+        stage, graphdef, mesh, config.data.dataset, config.data.data_dir, config.seed
+    )
+    evaluators, eval_log = make_evaluators(config, context), EvalLog(workdir)
+
+    def evaluate(step: int, final: bool = False) -> None:
+        """Each evaluator due at `step` (every N steps, and at the end) that has not already
+        evaluated it (a resumed run skips what the interrupted one finished)."""
+        began = time.perf_counter()
+        for evaluator in evaluators:
+            due = final or (evaluator.every and step % evaluator.every == 0)
+            if not due or eval_log.done(step, evaluator.label):
+                continue
+            metrics = evaluator.evaluate(state.ema, step)
+            scalars = {f"{evaluator.label}/{name}": value for name, value in metrics.items()}
+            eval_log.add(step, scalars)
+            monitor.write(step, scalars)
+            log.info("Step %d %s", step, scalars)
+        monitor.exclude(time.perf_counter() - began)
+
     def samples(step: int) -> None:
         if not makes_videos:
             return
@@ -239,6 +260,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                 interrupted = True
                 break
             if step < train.num_steps:
+                evaluate(step)
                 # Saved before the next batch is read: a resumed run reads exactly that batch next.
                 if step % train.checkpoint_every == 0:
                     save(step)
@@ -251,6 +273,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         save(step)
     ckpt.wait()
     if not interrupted:
+        evaluate(step, final=True)
         samples(step)
     monitor.close()
     ckpt.close()
