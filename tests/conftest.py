@@ -5,6 +5,8 @@ and shared by the tests that use them.
 """
 
 import pathlib
+import shutil
+import tempfile
 
 import jax
 
@@ -12,6 +14,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_threefry_partitionable", True)
+
+# XLA's persistent compilation cache, new for each test session: a program compiled once (the tiny
+# train step that several tests and their subprocesses build, say) is read back, not compiled
+# again. Only compiles of a second or more are kept. Subprocesses get it through
+# trainer_helpers.subprocess_env.
+XLA_CACHE = tempfile.mkdtemp(prefix="mav_jax_xla_cache_")
+XLA_CACHE_MIN_SECONDS = 1.0
+jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", XLA_CACHE_MIN_SECONDS)
 
 import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
@@ -58,6 +69,10 @@ def keyframe_loss_input(video, **stage_fields):
 
 def pytest_configure(config):
     assert len(jax.devices()) == 8, "tests expect 8 fake CPU devices (jax_num_cpu_devices)"
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(XLA_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

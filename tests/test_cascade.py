@@ -261,3 +261,18 @@ def test_sample_cli_writes_videos_and_reports_errors(checkpoints, tmp_path):
     }
     failed = run("--prompt=", f"--output={tmp_path}/x.mp4")
     assert failed.returncode != 0 and "empty" in failed.stderr
+
+
+def test_compiled_samplers_are_cached_on_the_whole_sampling_options(cascade):
+    """Every setting a compiled sampler bakes in is a SamplingOptions field, and the cache keys on
+    the options whole: another seed reuses the compiled function, another sampler does not."""
+    embeddings = cascade.embed_prompts(["a red 3 moving left"], OPTIONS)
+    first = cascade.keyframes(embeddings, OPTIONS)
+    compiled = dict(cascade._jitted)
+    reseeded = cascade.keyframes(embeddings, dataclasses.replace(OPTIONS, seed=9))
+    assert cascade._jitted == compiled  # the seed makes keys outside: nothing recompiled
+    assert not np.allclose(reseeded, first, atol=1e-3)
+    ddpm = dataclasses.replace(OPTIONS, sampler="ddpm")
+    ancestral = cascade.keyframes(embeddings, ddpm)
+    assert ("keyframes", ddpm) in cascade._jitted and len(cascade._jitted) == len(compiled) + 1
+    assert not np.allclose(ancestral, first, atol=1e-3)

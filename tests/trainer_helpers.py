@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, XLA_CACHE, XLA_CACHE_MIN_SECONDS
 
 from mav_jax.configs import keyframes
 
@@ -65,6 +65,8 @@ def subprocess_env(devices: int = 8) -> dict:
         "JAX_NUM_CPU_DEVICES": str(devices),
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONPATH": str(ROOT),
+        "JAX_COMPILATION_CACHE_DIR": XLA_CACHE,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": str(XLA_CACHE_MIN_SECONDS),
     }
 
 

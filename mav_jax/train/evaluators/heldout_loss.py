@@ -33,11 +33,12 @@ class HeldoutLoss:
 
     @staticmethod
     def problems(settings, config) -> list[str]:
-        del config
         values = _settings(settings)
-        found = [f"unknown setting(s) {sorted(set(values) - set(DEFAULTS))}"] * bool(
-            set(values) - set(DEFAULTS)
-        )
+        found = []
+        if unknown := set(values) - set(DEFAULTS):
+            found.append(f"unknown setting(s) {sorted(unknown)}")
+        if config.get("stage") == "clip":
+            found.append("the clip stage has no diffusion loss; evaluate it with retrieval")
         if not all(0.0 <= f < 1.0 for f in values["timestep_fractions"]):
             found.append(
                 f"timestep_fractions are fractions of the schedule in [0, 1), got "
