@@ -4,6 +4,7 @@ XLA compile time dominates on 2 cores, so models and jitted functions are built 
 and shared by the tests that use them.
 """
 
+import os
 import pathlib
 import shutil
 import tempfile
@@ -17,9 +18,12 @@ jax.config.update("jax_threefry_partitionable", True)
 
 # XLA's persistent compilation cache, new for each test session: a program compiled once (the tiny
 # train step that several tests and their subprocesses build, say) is read back, not compiled
-# again. Only compiles of a second or more are kept. Subprocesses get it through
-# trainer_helpers.subprocess_env.
-XLA_CACHE = tempfile.mkdtemp(prefix="mav_jax_xla_cache_")
+# again. Only compiles of a second or more are kept. pytest-xdist workers inherit the directory
+# through the environment from the controlling process (which made it, and removes it);
+# subprocesses get it through trainer_helpers.subprocess_env.
+if "MAV_JAX_TEST_XLA_CACHE" not in os.environ:
+    os.environ["MAV_JAX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="mav_jax_xla_cache_")
+XLA_CACHE = os.environ["MAV_JAX_TEST_XLA_CACHE"]
 XLA_CACHE_MIN_SECONDS = 1.0
 jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", XLA_CACHE_MIN_SECONDS)
@@ -72,7 +76,8 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(XLA_CACHE, ignore_errors=True)
+    if not hasattr(config, "workerinput"):  # the controlling process, not an xdist worker
+        shutil.rmtree(XLA_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
