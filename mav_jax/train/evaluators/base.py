@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.data import files
@@ -101,7 +102,13 @@ class EvalLog:
                 self.results = json.load(f)
 
     def done(self, step: int, label: str) -> bool:
-        return any(name.startswith(f"{label}/") for name in self.results.get(str(step), {}))
+        """Whether `label` was evaluated at `step`, as process 0's log says: every process must
+        agree, since an evaluation is a collective computation (a workdir on local disks holds
+        the log on process 0's host only)."""
+        found = any(name.startswith(f"{label}/") for name in self.results.get(str(step), {}))
+        if jax.process_count() == 1:
+            return found
+        return bool(multihost_utils.broadcast_one_to_all(np.asarray(found)))
 
     def add(self, step: int, metrics: dict[str, float]) -> None:
         self.results.setdefault(str(step), {}).update(metrics)
@@ -110,3 +117,11 @@ class EvalLog:
             with files.open_file(temporary, "w") as f:
                 json.dump(self.results, f, indent=1, sort_keys=True)
             files.rename(temporary, self.path)
+
+
+def with_defaults(settings, defaults: dict) -> tuple[dict, list[str]]:
+    """An evaluator's settings (`config.evals.LABEL` without its `type`) over its defaults, and
+    the problem of any setting it does not know."""
+    values = {k: v for k, v in settings.items() if k != "type"}
+    unknown = sorted(set(values) - set(defaults))
+    return {**defaults, **values}, [f"unknown setting(s) {unknown}"] if unknown else []

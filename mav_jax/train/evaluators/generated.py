@@ -19,7 +19,7 @@ from mav_jax.eval.fvd import I3DFeatures, fvd_from_stats
 from mav_jax.models.frozen_clip import FrozenClip
 from mav_jax.models.i3d import MIN_FRAMES, NUM_CLASSES
 from mav_jax.stages import to_uint8
-from mav_jax.train.evaluators.base import EvalContext, heldout_batch
+from mav_jax.train.evaluators.base import EvalContext, heldout_batch, with_defaults
 
 DEFAULTS = {
     "every": 0,
@@ -31,19 +31,12 @@ DEFAULTS = {
 }
 
 
-def _settings(settings) -> dict:
-    return {**DEFAULTS, **{k: v for k, v in settings.items() if k != "type"}}
-
-
 class SampleQuality:
     """Metrics `clipsim` (mean over videos and frames) and `fvd`, whichever is configured."""
 
     @staticmethod
     def problems(settings, config) -> list[str]:
-        values = _settings(settings)
-        found = []
-        if unknown := set(values) - set(DEFAULTS):
-            found.append(f"unknown setting(s) {sorted(unknown)}")
+        values, found = with_defaults(settings, DEFAULTS)
         if config.get("stage") not in ("keyframes", "interpolation", "sr_low", "sr_high"):
             found.append(
                 "sample_quality evaluates generated videos: only the video stages make them"
@@ -53,7 +46,7 @@ class SampleQuality:
         return found
 
     def __init__(self, label: str, settings, context: EvalContext):
-        values = _settings(settings)
+        values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
         stage, mesh = context.stage, context.mesh
         if values["i3d"] and stage.num_frames < MIN_FRAMES:

@@ -10,7 +10,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from mav_jax.train.evaluators.base import EvalContext, heldout_batch
+from mav_jax.train.evaluators.base import EvalContext, heldout_batch, with_defaults
 
 DEFAULTS = {
     "every": 0,
@@ -18,10 +18,6 @@ DEFAULTS = {
     "num_examples": 8,
     "timestep_fractions": (0.1, 0.5, 0.9),  # of the schedule's T: low, middle and high noise
 }
-
-
-def _settings(settings) -> dict:
-    return {**DEFAULTS, **{k: v for k, v in settings.items() if k != "type"}}
 
 
 def fixed_timesteps(fractions, num_timesteps: int) -> list[int]:
@@ -33,10 +29,7 @@ class HeldoutLoss:
 
     @staticmethod
     def problems(settings, config) -> list[str]:
-        values = _settings(settings)
-        found = []
-        if unknown := set(values) - set(DEFAULTS):
-            found.append(f"unknown setting(s) {sorted(unknown)}")
+        values, found = with_defaults(settings, DEFAULTS)
         if config.get("stage") == "clip":
             found.append("the clip stage has no diffusion loss; evaluate it with retrieval")
         if not all(0.0 <= f < 1.0 for f in values["timestep_fractions"]):
@@ -47,7 +40,7 @@ class HeldoutLoss:
         return found
 
     def __init__(self, label: str, settings, context: EvalContext):
-        values = _settings(settings)
+        values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
         stage = context.stage
         self.timesteps = fixed_timesteps(values["timestep_fractions"], stage.schedule.num_timesteps)

@@ -12,7 +12,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from mav_jax.models.clip import unit
-from mav_jax.train.evaluators.base import EvalContext, heldout_batch
+from mav_jax.train.evaluators.base import EvalContext, heldout_batch, with_defaults
 
 DEFAULTS = {"every": 0, "split": "eval", "num_examples": 32}
 
@@ -22,15 +22,13 @@ class Retrieval:
 
     @staticmethod
     def problems(settings, config) -> list[str]:
-        found = []
+        _, found = with_defaults(settings, DEFAULTS)
         if config.get("stage") != "clip":
             found.append("retrieval evaluates a CLIP: only the clip stage has it")
-        if unknown := set(settings) - set(DEFAULTS) - {"type"}:
-            found.append(f"unknown setting(s) {sorted(unknown)}")
         return found
 
     def __init__(self, label: str, settings, context: EvalContext):
-        values = {**DEFAULTS, **{k: v for k, v in settings.items() if k != "type"}}
+        values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
         self.batch, _ = heldout_batch(context, values["split"], int(values["num_examples"]))
         graphdef = context.graphdef
