@@ -135,17 +135,22 @@ def _wait_for_step(process, workdir, step: int, timeout: float = 300) -> None:
 HELDOUT = {"type": "heldout_loss", "every": 4, "split": "video", "num_examples": 8}
 
 
-def _config_file(tmp_path) -> pathlib.Path:
+def _config_file(tmp_path, evals: dict = HELDOUT) -> pathlib.Path:
     """A user's own config file: the tiny keyframe config with an evaluator declared."""
     path = tmp_path / "keyframes_with_evals.py"
     path.write_text(
         "from mav_jax.configs import keyframes\n\n\n"
         "def get_config(variant):\n"
         "    config = keyframes.get_config(variant)\n"
-        f"    config.evals.heldout = {HELDOUT!r}\n"
+        f"    config.evals.heldout = {evals!r}\n"
         "    return config\n"
     )
     return path
+
+
+def _with_config_file(command: list[str], path: pathlib.Path) -> list[str]:
+    """`command` (trainer_helpers.train_command) reading its config from `path`."""
+    return [f"--config={path}:tiny" if arg.startswith("--config=") else arg for arg in command]
 
 
 def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(
@@ -165,9 +170,8 @@ def test_preempted_and_killed_runs_resume_to_the_uninterrupted_result(
     config.evals.heldout = HELDOUT
     reference = train_and_evaluate(config, str(tmp_path / "ref"))
     workdir = tmp_path / "run"
-    command = train_command(workdir, digits_data_dir, **steps)
-    command[command.index("--config=configs/keyframes.py:tiny")] = (
-        f"--config={_config_file(tmp_path)}:tiny"
+    command = _with_config_file(
+        train_command(workdir, digits_data_dir, **steps), _config_file(tmp_path)
     )
 
     preempted = start(command, log_path=tmp_path / "first.log")
@@ -275,10 +279,17 @@ def test_two_processes_train_and_the_checkpoint_restores_in_one_on_another_mesh(
 ):
     workdir = tmp_path / "multi"
     address = f"--coordinator_address=127.0.0.1:{_free_port()}"
+    # With an evaluator at the end: its held-out batch spans both processes' devices, and whether
+    # it is due is process 0's answer (an evaluation is a collective).
+    evals = {**HELDOUT, "every": 0}
+    config_file = _config_file(tmp_path, evals)
     processes = [
         start(
-            train_command(
-                workdir, digits_data_dir, address, "--num_processes=2", f"--process_id={i}"
+            _with_config_file(
+                train_command(
+                    workdir, digits_data_dir, address, "--num_processes=2", f"--process_id={i}"
+                ),
+                config_file,
             ),
             devices=4,
             log_path=tmp_path / f"p{i}.log",
@@ -289,6 +300,8 @@ def test_two_processes_train_and_the_checkpoint_restores_in_one_on_another_mesh(
         assert process.wait(timeout=600) == 0, (tmp_path / f"p{i}.log").read_text()[-3000:]
     assert _committed_steps(workdir) == [2, 4]
     assert len(list(workdir.glob("events.out.tfevents.*"))) == 1  # only process 0 writes logs
+    heldout = json.loads((workdir / "evals.json").read_text())
+    assert list(heldout) == ["4"] and np.isfinite(heldout["4"]["heldout/mean"])
     assert (workdir / "samples" / "step_00000004.gif").exists()
     config, _, params = load_weights(str(workdir), make_mesh({"fsdp": 8}))
     assert config.stage == "keyframes"
