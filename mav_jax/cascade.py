@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 
 import jax
@@ -28,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from mav_jax.data import files
 from mav_jax.models.clip import unit
 from mav_jax.models.frozen_clip import FrozenClip
-from mav_jax.parallel.sharding import BATCH_AXES
+from mav_jax.parallel.sharding import BATCH_AXES, batch_shards
 from mav_jax.stages import stage_from_config
 from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
 from mav_jax.stages.keyframes import SOURCE_FPS
@@ -109,7 +108,7 @@ class Cascade:
     def __init__(self, clip: FrozenClip | None, stages: dict[str, LoadedStage], mesh: Mesh):
         self.clip, self.stages, self.mesh = clip, stages, mesh
         self.batch_sharding = NamedSharding(mesh, PartitionSpec(BATCH_AXES))
-        self.batch_divisor = math.prod(mesh.shape[a] for a in BATCH_AXES)
+        self.batch_divisor = batch_shards(mesh)
         self._jitted: dict[tuple, object] = {}
 
     def _jit(self, name: str, options: SamplingOptions, fn):

@@ -25,7 +25,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from mav_jax.parallel.sharding import parse_mesh
+from mav_jax.parallel.sharding import batch_shards, parse_mesh
 
 # bf16 dense peak per chip, TFLOP/s (Google Cloud TPU documentation).
 CHIP_PEAK_TFLOPS = {"v4": 275.0, "v5e": 197.0, "v5p": 459.0, "v6e": 918.0}
@@ -107,10 +107,6 @@ def _bytes(tree) -> int:
     return sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))
 
 
-def per_device_batch_shards(mesh) -> int:
-    return mesh.shape["data"] * mesh.shape["fsdp"]
-
-
 def _per_device_bytes(tree) -> int:
     """Bytes one device holds of a tree of sharded ShapeDtypeStructs (the largest shard)."""
     import jax
@@ -134,7 +130,7 @@ def plan_step(config, mesh_shape: dict, per_device_batch: int, compile: bool = T
     stage = stage_from_config(config)
     mesh = make_mesh(mesh_shape)
     graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
-    batch = example_batch(stage, per_device_batch * per_device_batch_shards(mesh))
+    batch = example_batch(stage, per_device_batch * batch_shards(mesh))
     step = make_train_step(
         graphdef,
         stage,
@@ -154,8 +150,7 @@ def plan_step(config, mesh_shape: dict, per_device_batch: int, compile: bool = T
             per_device_batch=per_device_batch,
             params=params,
             flops_per_device=float(cost["flops"]) / mesh.size,
-            argument_bytes=_per_device_bytes(state)
-            + _bytes(batch) // per_device_batch_shards(mesh),
+            argument_bytes=_per_device_bytes(state) + _bytes(batch) // batch_shards(mesh),
             output_bytes=0,
             alias_bytes=0,
             temp_bytes=0,
@@ -188,7 +183,7 @@ def saved_activation_bytes(config, mesh_shape: dict) -> float:
     stage = stage_from_config(config)
     mesh = make_mesh(mesh_shape)
     graphdef, state, _ = abstract_train_state(config, stage, mesh)
-    shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    shards = batch_shards(mesh)
 
     def residual_bytes(per_device_batch: int) -> int:
         batch = example_batch(stage, per_device_batch * shards)

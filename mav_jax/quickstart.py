@@ -64,7 +64,7 @@ def export_is_current(export: str, num_steps: int, run: str) -> bool:
     """Whether `export` holds the run trained for `num_steps`: False when it is missing or
     exported at fewer steps (the run trains on); an export of more steps is an error, since
     going on would replace it with a shorter run's."""
-    from mav_jax.train.weights import export_source
+    from mav_jax.exports import export_source
 
     source = export_source(export)
     if source is None:
@@ -86,7 +86,7 @@ INPUTS_FILE = "quickstart_inputs.json"  # in a run's directory: the exports it b
 def upstream_exports(config) -> dict[str, str | None]:
     """The exports a run is initialised from (`init_from`) or conditioned on (`clip_from`), each
     with its id (None for an export made before ids were recorded)."""
-    from mav_jax.train.weights import export_source
+    from mav_jax.exports import export_source
 
     paths = [config.get(field) for field in ("init_from", "clip_from")]
     return {path: (export_source(path) or {}).get("id") for path in paths if path}
@@ -95,7 +95,7 @@ def upstream_exports(config) -> dict[str, str | None]:
 def recorded_inputs(run_dir: str, export: str) -> dict[str, str | None]:
     """The upstream export ids a run began from: its export's record, else its run directory's
     (a run not finished yet); empty for a run that recorded none (or has not begun)."""
-    from mav_jax.train.weights import export_source
+    from mav_jax.exports import export_source
 
     source = export_source(export)
     if source is not None:

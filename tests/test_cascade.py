@@ -20,13 +20,14 @@ from mav_jax.configs import clip, interpolation, keyframes, prior, sr_high, sr_l
 from mav_jax.data.video_io import contact_sheet, write_outputs
 from mav_jax.diffusion import make_schedule
 from mav_jax.diffusion.frame_motion import steady_motion_guess, steady_velocity
+from mav_jax.exports import write_export
 from mav_jax.models.clip import unit
 from mav_jax.models.tokenizer import PromptTooLongError
 from mav_jax.parallel import make_mesh
 from mav_jax.stages import stage_from_config
 from mav_jax.stages.keyframes import KeyframeStage
 from mav_jax.train.step import sharded_init
-from mav_jax.train.weights import make_model_fn, write_export
+from mav_jax.train.weights import make_model_fn
 
 UNET = dict(base_channels=16, channel_mults=(1, 2), num_heads=2, attention_levels=(1,))
 OPTIONS = SamplingOptions(seed=0, steps=2)

@@ -21,7 +21,9 @@ MESH = {"data": 4, "tensor": 2}  # 4 batch shards: the unit build's 4 captioned 
 
 
 def _context(stage, graphdef, data_dir):
-    return EvalContext(stage, graphdef, make_mesh(MESH), "moving_digits/unit", data_dir, 0)
+    mesh = make_mesh(MESH)
+    condition = stage.conditioner(mesh)
+    return EvalContext(stage, graphdef, mesh, "moving_digits/unit", data_dir, 0, condition)
 
 
 def test_retrieval_is_top1_caption_matching_over_the_heldout_pairs(clip_export, digits_data_dir):

@@ -248,7 +248,9 @@ def test_the_heldout_loss_is_the_stage_loss_on_the_fixed_batch_at_each_timestep(
     stage = stage_from_config(config)
     mesh = make_mesh(dict(config.mesh))
     graphdef, _ = abstract_params(stage, mesh)
-    context = EvalContext(stage, graphdef, mesh, config.data.dataset, config.data.data_dir, 0)
+    context = EvalContext(
+        stage, graphdef, mesh, config.data.dataset, config.data.data_dir, 0, stage.conditioner(mesh)
+    )
     evaluator = HeldoutLoss("heldout", {**HELDOUT, "timestep_fractions": (0.0, 0.3)}, context)
     assert evaluator.timesteps == [0, 300]
     first = evaluator.evaluate(state.ema, 4)

@@ -22,6 +22,12 @@ BATCH_AXES = ("data", "fsdp")  # a global batch is split over both
 
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
+
+def batch_shards(mesh: Mesh) -> int:
+    """How many ways a global batch is split on `mesh` (the product of its BATCH_AXES)."""
+    return int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
+
+
 # FSDP over the input side of every weight; tensor parallelism over attention heads and MLP width.
 # Conv kernels are FSDP-only: with jax/jaxlib 0.10.2, XLA:CPU's SPMD partitioner returns wrong
 # gradients for two chained 3x3 convs whose kernels are split over both 'fsdp' and 'tensor' at
@@ -142,7 +148,7 @@ def rules_from_config(config) -> Rules:
 
     A declared table replaces the default whole, so every logical name must appear in it.
     """
-    declared = config.get("sharding_rules") if hasattr(config, "get") else None
+    declared = config.get("sharding_rules")
     if not declared:
         return DEFAULT_RULES
     rules = []

@@ -14,9 +14,11 @@ def upsample(video: jax.Array, size: int) -> jax.Array:
     return jax.image.resize(video, (b, f, size, size, c), method="bilinear")
 
 
-def frame_noise_problems(sampling: float, training: float = 0.0, drift: float = 0.0) -> list[str]:
+def frame_noise_problems(
+    sampling: float = 0.0, training: float = 0.0, drift: float = 0.0
+) -> list[str]:
     """Config problems of the frame noise correlations (each must be in [0, 1]) and of its drift
-    (pixels a frame, not negative)."""
+    (pixels a frame, not negative); a value left out is not checked (0 is valid)."""
     found = [
         f"config.diffusion.{name} must be in [0, 1], got {value}"
         for name, value in (

@@ -174,15 +174,12 @@ class InterpolationStage(ClipEmbeddingConditioned, UNetStage):
             found.append(f"config.data.keyframe_skip must be >= 1, got {self.keyframe_skip}")
         if self.num_frames < 2:
             found.append("config.data.num_keyframes must be >= 2")
-        found += frame_noise_problems(self.frame_noise_correlation) + start_problems(
-            self.start_strength
-        )
         if self.animation_speed < 0:
             found.append(
                 f"config.diffusion.animation_speed is pixels a frame, so not negative; "
                 f"got {self.animation_speed}"
             )
-        found += self.sampler_problems() + self.embedding_problems()
+        found += self.sampling_problems() + self.embedding_problems()
         return found + resolution_problems(self.resolution, self.unet)
 
     def sampling_problems(self) -> list[str]:

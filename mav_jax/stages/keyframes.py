@@ -134,24 +134,21 @@ class KeyframeStage(ClipEmbeddingConditioned, UNetStage):
         found = []
         if self.phase not in PHASES:
             found.append(f"config.phase must be one of {PHASES}, got '{self.phase}'")
-        found += frame_noise_problems(
-            self.frame_noise_correlation,
-            self.training_frame_noise_correlation,
-            self.frame_noise_drift,
-        )
+        found += frame_noise_problems(training=self.training_frame_noise_correlation)
         if self.training_noise_follows_motion and not self.training_frame_noise_correlation:
             found.append(
                 "config.diffusion.training_noise_follows_motion moves the noise the "
                 "frames share, and they share none: set "
                 "training_frame_noise_correlation > 0 too"
             )
-        found += steady_motion_problems(self.steady_motion_strength)
-        found += candidate_problems(self.candidates) + self.sampler_problems()
+        found += self.sampling_problems()
         return found + resolution_problems(self.resolution, self.unet) + self.embedding_problems()
 
     def sampling_problems(self) -> list[str]:
         return (
-            frame_noise_problems(self.frame_noise_correlation, drift=self.frame_noise_drift)
+            frame_noise_problems(
+                sampling=self.frame_noise_correlation, drift=self.frame_noise_drift
+            )
             + steady_motion_problems(self.steady_motion_strength)
             + candidate_problems(self.candidates)
             + self.sampler_problems()

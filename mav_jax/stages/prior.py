@@ -76,7 +76,7 @@ class PriorStage(StageDefaults):
         return self.sampler_problems()
 
     def problems(self) -> list[str]:
-        found = self.sampler_problems()
+        found = self.sampling_problems()
         if not self.clip_from:
             found.append(
                 "config.clip_from must name a CLIP export (train configs/clip.py and export "

@@ -7,6 +7,7 @@ import tensorflow_datasets as tfds
 
 from mav_jax.data import files
 from mav_jax.parallel import make_mesh, rules_from_config
+from mav_jax.parallel.sharding import batch_shards
 from mav_jax.train.evaluators import evaluator_problems
 
 
@@ -51,12 +52,12 @@ def check_config(config, stage) -> None:
     except ValueError as error:
         found.append(f"config.mesh: {error}")
     else:
-        batch_shards = mesh.shape["data"] * mesh.shape["fsdp"]
-        per_step = batch_shards * max(train.grad_accum_steps, 1)
+        shards = batch_shards(mesh)
+        per_step = shards * max(train.grad_accum_steps, 1)
         if train.global_batch_size % per_step:
             found.append(
                 f"config.train.global_batch_size={train.global_batch_size} must be divisible by "
-                f"data x fsdp = {batch_shards} times grad_accum_steps={train.grad_accum_steps}"
+                f"data x fsdp = {shards} times grad_accum_steps={train.grad_accum_steps}"
             )
     if train.global_batch_size % jax.process_count():
         found.append(

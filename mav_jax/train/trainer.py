@@ -213,7 +213,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         ckpt.save(step, state, data_state, config_record, force=True)
 
     context = EvalContext(
-        stage, graphdef, mesh, config.data.dataset, config.data.data_dir, config.seed
+        stage, graphdef, mesh, config.data.dataset, config.data.data_dir, config.seed, condition
     )
     evaluators, eval_log = make_evaluators(config, context), EvalLog(workdir)
 

@@ -25,8 +25,6 @@ from mav_jax.train.optimizer import make_optimizer
 from mav_jax.train.step import sharded_init, train_state_from_params
 
 CHECKPOINTS = "checkpoints"  # under a training workdir
-# Re-exported for callers that write or inspect exports next to training.
-write_export, export_source = exports.write_export, exports.export_source
 
 
 def make_model_fn(stage, seed: int):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import jax
@@ -16,7 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.data import files
 from mav_jax.data.loader import transform_record, video_source
-from mav_jax.parallel.sharding import BATCH_AXES
+from mav_jax.parallel.sharding import BATCH_AXES, batch_shards
 from mav_jax.stages import Stage
 
 EVALS_FILE = "evals.json"  # in the workdir: {step: {metric: value}}
@@ -32,6 +33,8 @@ class EvalContext:
     dataset: str
     data_dir: str
     seed: int
+    # The stage's conditioner as the trainer built it (a frozen CLIP loads and compiles once).
+    condition: Callable[[dict], dict]
 
 
 class Evaluator(Protocol):
@@ -40,10 +43,6 @@ class Evaluator(Protocol):
 
     def evaluate(self, params: nnx.State, step: int) -> dict[str, float]:
         """Metrics of `params` (the EMA weights) at `step`, by name (without the label)."""
-
-
-def batch_shards(mesh: Mesh) -> int:
-    return int(np.prod([mesh.shape[a] for a in BATCH_AXES]))
 
 
 def heldout_batch(
@@ -87,7 +86,7 @@ def heldout_batch(
         key: jax.make_array_from_callback(value.shape, sharding, lambda index, v=value: v[index])
         for key, value in numeric.items()
     }
-    return context.stage.conditioner(context.mesh)(placed), others
+    return context.condition(placed), others
 
 
 class EvalLog:
