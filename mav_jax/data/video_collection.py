@@ -1,110 +1,94 @@
-"""`video_collection`: a TFDS builder over the user's own videos (a manifest or a folder).
+"""`video_collection`: the user's videos as training clips, one clip per record.
 
-Each video is decoded with FFmpeg (PyAV), resized so its shorter side is `frame_size` and centre
-cropped square, keeping its source fps. Corrupt, unreadable, empty and too-short videos are skipped
-and counted; the report (`builder.skipped`) is printed at the end of the build. One bad file never
-stops the build or loses the good ones.
+Sources: a folder (captions from sidecar NAME.txt), a WebVid-style manifest, or WebDataset tar
+shards as video2dataset writes them (`KEY.mp4` + `KEY.txt` + `KEY.json`). Each video is decoded
+with FFmpeg (PyAV) as a stream, each frame resized (shorter side to `frame_size`) and centre
+cropped, and cut into clips of `clip_frames` frames (`clip_cutting`), stored as JPEG frames with
+the clip's start, the source fps, caption and key. Split `video`, the split the video stages read.
+Build with `python -m mav_jax.data.build video_collection ...`; bad inputs are skipped and counted
+(`skips`).
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
 
-from mav_jax.data.files import file_size, skip_report
-from mav_jax.data.manifest import read_manifest
-from mav_jax.data.video_io import list_videos, read_video
+from mav_jax.data.clip_cutting import cut_clips
+from mav_jax.data.collection import CollectionBuilder, CollectionConfig
+from mav_jax.data.media import VideoFrames, encode_jpeg
+from mav_jax.data.skips import Skipped
+from mav_jax.data.sources import VIDEO_EXTENSIONS, SourceItem, item_bytes
 
 
 @dataclasses.dataclass
-class VideoCollectionConfig(tfds.core.BuilderConfig):
-    source: str = ""  # a manifest (.csv/.tsv/.jsonl) or a folder of videos; local or gs://
-    frame_size: int = 64
-    min_frames: int = 16  # shorter videos are skipped
-    max_frames: int = 512  # longer videos are cut
+class VideoCollectionConfig(CollectionConfig):
+    clip_frames: int = 76  # frames per record: the longest span a stage samples (16 x skip 5)
+    clip_stride: int = 0  # frames between clip starts (0: clip_frames, back to back)
+    max_clips_per_video: int = 0  # 0: every clip a video holds
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.clip_frames < 1:
+            found.append(f"--clip_frames must be >= 1, got {self.clip_frames}")
+        if self.clip_stride < 0 or self.max_clips_per_video < 0:
+            found.append("--clip_stride and --max_clips_per_video must be >= 0")
+        return found
 
 
-def resize_and_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) -> (T, size, size, 3): shorter side to `size` (bilinear), centre crop."""
-    _, height, width, _ = frames.shape
-    scale = size / min(height, width)
-    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    out = np.empty((frames.shape[0], size, size, 3), np.uint8)
-    for t, frame in enumerate(frames):
-        resized = Image.fromarray(frame).resize((new_w, new_h), Image.BILINEAR)
-        out[t] = np.asarray(resized)[top : top + size, left : left + size]
-    return out
-
-
-class VideoCollection(tfds.core.GeneratorBasedBuilder):
-    """The user's videos, with captions when the manifest has them."""
-
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
-    BUILDER_CONFIGS = [VideoCollectionConfig(name="default")]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.skipped: dict[str, list[str]] = collections.defaultdict(list)  # reason -> paths
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        size = self.builder_config.frame_size
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "video": tfds.features.Video((None, size, size, 3)),
-                    "caption": tfds.features.Text(),
-                    "fps": np.float32,
-                    "path": tfds.features.Text(),
-                }
-            ),
-            description=__doc__,
+def video_records(
+    item: SourceItem, cfg: VideoCollectionConfig
+) -> Iterator[tuple[str, dict] | Skipped]:
+    """One video -> its clips' records (and a `truncated` note if decoding broke part-way)."""
+    video = VideoFrames(item_bytes(item, cfg.max_bytes), item.path, cfg.frame_size)
+    clips = cut_clips(
+        video, video.fps, cfg.clip_frames, cfg.clip_stride or None, cfg.max_clips_per_video or None
+    )
+    count = 0
+    for clip in clips:
+        count += 1
+        yield (
+            f"{item.record_prefix}/{clip.start_frame:07d}",
+            {
+                "video": [encode_jpeg(frame, cfg.jpeg_quality) for frame in clip.frames],
+                "fps": np.float32(video.fps),
+                "start_frame": np.int32(clip.start_frame),
+                "start_time": np.float32(clip.start_time),
+                "caption": item.caption,
+                "key": item.key,
+                "url": item.url,
+                "path": item.path,
+                "metadata": item.metadata,
+            },
         )
+    if count == 0:
+        broke = f"; decoding broke {video.truncated}" if video.truncated else ""
+        raise Skipped("too short", item.path, f"fewer than --clip_frames={cfg.clip_frames}{broke}")
+    if video.truncated:
+        yield Skipped("truncated", item.path, f"{video.truncated}; {count} clip(s) kept")
 
-    def _entries(self) -> list[tuple[str, str]]:
-        source = self.builder_config.source
-        if not source:
-            raise ValueError("VideoCollectionConfig.source must name a manifest or a folder.")
-        if source.endswith((".csv", ".tsv", ".jsonl")):
-            return read_manifest(source)
-        return [(path, "") for path in list_videos(source)]
 
-    def _split_generators(self, dl_manager):
-        del dl_manager
-        return {"train": self._generate_examples(self._entries())}
+class VideoCollection(CollectionBuilder):
+    """The user's videos, cut into captioned training clips."""
 
-    def _generate_examples(self, entries):
-        cfg = self.builder_config
-        for index, (path, caption) in enumerate(entries):
-            try:
-                if file_size(path) == 0:
-                    self.skipped["empty"].append(f"{path}: zero bytes")
-                    continue
-                frames, fps = read_video(path, max_frames=cfg.max_frames)
-            except (ValueError, OSError) as error:  # missing, corrupt, truncated, no frames
-                reason = "empty" if "no frames" in str(error) else "unreadable"
-                self.skipped[reason].append(f"{path}: {error}")
-                continue
-            if frames.shape[0] < cfg.min_frames:
-                self.skipped["too short"].append(
-                    f"{path}: {frames.shape[0]} frames < min_frames={cfg.min_frames}"
-                )
-                continue
-            yield (
-                f"{index:09d}",
-                {
-                    "video": resize_and_crop(frames, cfg.frame_size),
-                    "caption": caption,
-                    "fps": np.float32(fps),
-                    "path": path,
-                },
-            )
-        print(self.report())
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Whole videos, one per record.",
+        "2.0.0": "Clips of clip_frames JPEG frames; tar shards; built by Apache Beam.",
+    }
+    BUILDER_CONFIGS = [VideoCollectionConfig(name="default")]
+    SPLIT = "video"
+    EXTENSIONS = VIDEO_EXTENSIONS
+    make_records = staticmethod(video_records)
 
-    def report(self) -> str:
-        return skip_report("video_collection", self.skipped)
+    def _features(self) -> dict:
+        size = self.builder_config.frame_size
+        return {
+            "video": tfds.features.Video((None, size, size, 3), encoding_format="jpeg"),
+            "fps": np.float32,  # the source's frames per second
+            "start_frame": np.int32,  # the clip's first frame in the source
+            "start_time": np.float32,  # seconds from the source's start
+        }

@@ -1,0 +1,101 @@
+"""Decode one input (video or image bytes) into square frames for a collection build, or say why
+it cannot be used (`skips.Skipped`), and encode frames for storage.
+
+Frames are resized (shorter side to `size`, PIL bilinear) and centre-cropped square one at a time
+while the video decodes, so memory holds one clip, not the whole video.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image
+
+from mav_jax.data.skips import Skipped
+
+
+def square_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3): shorter side to `size` (bilinear), centre crop."""
+    height, width, _ = frame.shape
+    scale = size / min(height, width)
+    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    image = Image.fromarray(frame)
+    if (new_h, new_w) != (height, width):
+        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)))
+
+
+def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
+    """(H, W, 3) uint8 -> JPEG bytes (4:2:0, as the web video it came from)."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def check_size(size: int, path: str, max_bytes: int) -> None:
+    if size == 0:
+        raise Skipped("empty file", path)
+    if max_bytes and size > max_bytes:
+        raise Skipped("oversized", path, f"{size} bytes > --max_bytes={max_bytes}")
+
+
+class VideoFrames:
+    """The frames of an encoded video, decoded lazily: open it (raising `Skipped` if it cannot be
+    used), read `fps`, iterate square frames. If decoding fails after some frames, iteration stops
+    and `truncated` holds the error: the frames before the damage are kept."""
+
+    def __init__(self, data: bytes, path: str, size: int):
+        import av  # PyAV: FFmpeg bindings
+
+        self.path, self.size, self.truncated = path, size, ""
+        try:
+            self._container = av.open(io.BytesIO(data))
+        except av.error.FFmpegError as error:
+            raise Skipped("unreadable", path, str(error)) from error
+        streams = self._container.streams.video
+        if not streams:
+            self._container.close()
+            raise Skipped("no video stream", path)
+        self._stream = streams[0]
+        if self._stream.codec_context is None:
+            self._container.close()
+            raise Skipped("unsupported codec", path, "FFmpeg has no decoder for its video stream")
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = float(rate) if rate else 0.0
+        if self.fps <= 0:
+            self._container.close()
+            raise Skipped("unreadable", path, "no frame rate")
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import av
+
+        count = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                count += 1
+                yield square_frame(frame.to_ndarray(format="rgb24"), self.size)
+        except av.error.DecoderNotFoundError as error:
+            raise Skipped("unsupported codec", self.path, str(error)) from error
+        except av.error.FFmpegError as error:
+            if count == 0:
+                raise Skipped("unreadable", self.path, str(error)) from error
+            self.truncated = f"after {count} frames: {error}"
+        finally:
+            self._container.close()
+        if count == 0:
+            raise Skipped("unreadable", self.path, "no frames")
+
+
+def decode_image(data: bytes, path: str, size: int) -> np.ndarray:
+    """Image bytes -> (size, size, 3) uint8, or `Skipped`."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as error:
+        raise Skipped("oversized", path, str(error)) from error
+    except OSError as error:  # UnidentifiedImageError, truncated files
+        raise Skipped("unreadable", path, str(error)) from error
+    return square_frame(pixels, size)
