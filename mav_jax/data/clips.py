@@ -64,12 +64,17 @@ def choose_frame_skip(
     return int(feasible[int(np.argmin(np.abs(rates - target)))])
 
 
-def decode_frame(frame) -> np.ndarray:
+def decode_frame(frame, size: int | None = None) -> np.ndarray:
     """One frame -> (H, W, 3) uint8: decoded pixels pass through; encoded ones (the PNG or JPEG
-    bytes `loader.video_source` leaves a record's frames as) are decoded here."""
+    bytes `loader.video_source` leaves a record's frames as) are decoded here. With `size`, a JPEG
+    is decoded at the smallest power-of-two reduction (1/2, 1/4, 1/8) still at least `size` on
+    its shorter side (libjpeg's DCT scaling): a 256-pixel build feeds a 64-pixel stage at a
+    fraction of the cost of a full decode."""
     if isinstance(frame, (bytes, np.bytes_)):
         try:
             with Image.open(io.BytesIO(frame)) as image:
+                if size and image.format == "JPEG":
+                    image.draft("RGB", (size, size))
                 return np.asarray(image.convert("RGB"))
         except OSError as error:  # PIL's UnidentifiedImageError, truncated files
             raise ValueError(
@@ -79,13 +84,23 @@ def decode_frame(frame) -> np.ndarray:
     return np.asarray(frame, np.uint8)
 
 
-def sample_clip(video: Sequence, source_fps: float, sampling: ClipSampling, rng) -> dict:
+def sample_clip(
+    video: Sequence,
+    source_fps: float,
+    sampling: ClipSampling,
+    rng,
+    decode_size: int | None = None,
+) -> dict:
     """T frames ((T, H, W, 3) pixels, or T encoded frames) -> {'video': (F, H, W, 3) uint8,
-    'fps', 'frame_skip', 'start'}. Only the F chosen frames are decoded."""
+    'fps', 'frame_skip', 'start'}. Only the F chosen frames are decoded (see `decode_frame` for
+    `decode_size`)."""
     skip = choose_frame_skip(sampling, len(video), rng)
     start = int(rng.integers(0, len(video) - sampling.span(skip) + 1))
     frames = np.stack(
-        [decode_frame(video[i]) for i in range(start, start + sampling.span(skip), skip)]
+        [
+            decode_frame(video[i], decode_size)
+            for i in range(start, start + sampling.span(skip), skip)
+        ]
     )
     return {
         "video": frames,
@@ -96,13 +111,15 @@ def sample_clip(video: Sequence, source_fps: float, sampling: ClipSampling, rng)
 
 
 class SampleClip(grain.RandomMapTransform):
-    """Grain transform: a TFDS example {'video', 'fps', ...} -> a sampled clip (other keys kept)."""
+    """Grain transform: a TFDS example {'video', 'fps', ...} -> a sampled clip (other keys kept).
+    `decode_size`: the stage resizes frames to this size next, so JPEGs may decode smaller."""
 
-    def __init__(self, sampling: ClipSampling):
-        self.sampling = sampling
+    def __init__(self, sampling: ClipSampling, decode_size: int | None = None):
+        self.sampling, self.decode_size = sampling, decode_size
 
     def random_map(self, element: dict, rng: np.random.Generator) -> dict:
         # TFDS gives a record's frames as a list: decoded arrays, or encoded bytes (video_source)
-        clip = sample_clip(element["video"], float(element["fps"]), self.sampling, rng)
+        fps = float(element.get("fps", 0.0))  # image records have no frame rate
+        clip = sample_clip(element["video"], fps, self.sampling, rng, self.decode_size)
         rest = {k: v for k, v in element.items() if k not in ("video", "fps")}
         return {**rest, **clip}

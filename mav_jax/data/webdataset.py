@@ -21,26 +21,22 @@ _CHOICE = re.compile(r"\{([^{}]*,[^{}]*)\}")
 
 
 def expand_braces(pattern: str) -> list[str]:
-    """`a/{000..002}.tar` -> [a/000.tar, a/001.tar, a/002.tar] (zero padding kept); `{x,y}` too."""
-    match = _RANGE.search(pattern)
-    if match:
+    """`a/{000..002}.tar` -> [a/000.tar, a/001.tar, a/002.tar] (zero padding kept); `{x,y}` too.
+    Several groups expand as the shell does: the leftmost varies slowest."""
+    found = [m for m in (_RANGE.search(pattern), _CHOICE.search(pattern)) if m]
+    if not found:
+        return [pattern]
+    match = min(found, key=lambda m: m.start())
+    head, tail = pattern[: match.start()], pattern[match.end() :]
+    if match.re is _RANGE:
         first, last = match.group(1), match.group(2)
-        width = len(first) if first.startswith("0") or len(first) == len(last) else 0
         if int(last) < int(first):
             raise ValueError(f"Shard range {match.group(0)} in {pattern} runs backwards.")
-        head, tail = pattern[: match.start()], pattern[match.end() :]
-        return [
-            path
-            for n in range(int(first), int(last) + 1)
-            for path in expand_braces(f"{head}{n:0{width}d}{tail}")
-        ]
-    match = _CHOICE.search(pattern)
-    if match:
-        head, tail = pattern[: match.start()], pattern[match.end() :]
-        return [
-            p for option in match.group(1).split(",") for p in expand_braces(head + option + tail)
-        ]
-    return [pattern]
+        width = len(first) if first.startswith("0") else 0
+        options = [f"{n:0{width}d}" for n in range(int(first), int(last) + 1)]
+    else:
+        options = match.group(1).split(",")
+    return [path for option in options for path in expand_braces(head + option + tail)]
 
 
 def is_shard_pattern(source: str) -> bool:

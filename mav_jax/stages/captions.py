@@ -47,7 +47,7 @@ def captioned_image_operations(resolution: int, tokenizer_spec: str, context_len
     """The image-text pipeline of the CLIP and prior stages: one frame of each record, resized and
     scaled to `resolution` (B, 1, H, W, 3), and its caption as 'tokens' (B, L)."""
     return [
-        SampleClip(SINGLE_FRAME),
+        SampleClip(SINGLE_FRAME, decode_size=resolution),
         CropFlipScale(resolution, flip=False),
         Tokenize(tokenizer_spec, context_length),
     ]

@@ -191,7 +191,7 @@ class InterpolationStage(ClipEmbeddingConditioned, UNetStage):
 
     def operations(self) -> list:
         return [
-            SampleClip(self.clips),
+            SampleClip(self.clips, decode_size=self.resolution),
             CropFlipScale(self.resolution, flip=self.flip),
             RandomFrameMask(self.keyframe_skip, self.mode_weights),
         ]

@@ -155,7 +155,10 @@ class KeyframeStage(ClipEmbeddingConditioned, UNetStage):
         )
 
     def operations(self) -> list:
-        return [SampleClip(self.clips), CropFlipScale(self.resolution, flip=self.flip)]
+        return [
+            SampleClip(self.clips, decode_size=self.resolution),
+            CropFlipScale(self.resolution, flip=self.flip),
+        ]
 
     def loss(self, model: SpatioTemporalUNet, batch: dict, key: jax.Array, timesteps=None):
         """batch: 'video' (B, F, H, W, 3) in [-1, 1], 'fps' (B,), 'embedding' (B, E) if used."""
