@@ -30,6 +30,8 @@ declare -A DEFAULTS=(
   [git_url]="" [git_ref]="" [python]="3.12" [worker]="0" [tail]="100" [ssh_args]=""
   [dry_run]="0" [queued]="0" [wait]="0" [spot]="0" [preemptible]="0" [reserved]="0"
   [follow]="0" [yes]="0"
+  [region]="" [dataset]="video_collection" [source]="" [name]="" [frame_size]="64"
+  [max_workers]="100" [machine_type]="n2-standard-8" [job_name]=""
 )
 for _flag in "${!DEFAULTS[@]}"; do
   _env="MAV_${_flag^^}"

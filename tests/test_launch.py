@@ -257,3 +257,31 @@ def test_without_dry_run_the_commands_run(launch):
     assert launch.calls.read_text().splitlines() == [
         "compute tpus tpu-vm delete mav-pod --project=my-project --zone=europe-west4-a --quiet"
     ]
+
+
+def test_dataflow_build_dry_run(launch):
+    result = launch(
+        "build_data.sh",
+        "--dry-run",
+        "--source=gs://my-bucket/webvid/{00000..00999}.tar",
+        "--name=webvid_10m",
+        "--",
+        "--clip_frames=76",
+        MAV_PROJECT="my-project",
+        MAV_REGION="us-central1",
+        MAV_DATA_DIR="gs://my-bucket/tensorflow_datasets",
+    )
+    (cmd,) = commands(result)
+    assert cmd[:4] == ["python", "-m", "mav_jax.data.build", "video_collection"]
+    flags = dict(arg.split("=", 1) for arg in cmd[4:])
+    assert flags["--data_dir"] == "gs://my-bucket/tensorflow_datasets"
+    assert flags["--source"] == "gs://my-bucket/webvid/{00000..00999}.tar"
+    assert flags["--beam_runner"] == "DataflowRunner" and flags["--clip_frames"] == "76"
+    options = dict(o.split("=", 1) for o in flags["--beam_pipeline_options"].split(","))
+    assert options["project"] == "my-project" and options["region"] == "us-central1"
+    assert options["job_name"] == "mav-build-webvid-10m"
+    assert options["temp_location"] == "gs://my-bucket/dataflow/tmp"
+    assert options["setup_file"] == str(ROOT / "setup.py")
+    assert not launch.calls.exists()
+    missing = launch("build_data.sh", "--dry-run", MAV_PROJECT="my-project")
+    assert missing.returncode == 2 and "--region (or MAV_REGION)" in missing.stderr
