@@ -122,7 +122,8 @@ def _records(data_dir: str, dataset: str, split: str) -> list[tuple]:
             int(r.get("start_frame", 0)),
             r["caption"].decode(),
             r["url"].decode(),
-            tuple(r["video"]),
+            int(r.get("num_frames", 1)),
+            bytes(r["video"]) if isinstance(r["video"], bytes) else tuple(r["video"]),
         )
         for r in source
     )
@@ -158,7 +159,7 @@ def test_two_beam_workers_build_the_same_clips_and_skips_as_one_process(shards, 
 
     records = _records(one, "video_collection/unit", "video")
     assert records == _records(two, "video_collection/unit", "video")
-    assert [(key, start, caption) for key, start, caption, _, _ in records] == [
+    assert [(key, start, caption) for key, start, caption, *_ in records] == [
         ("0000", 0, "stripes 0"),
         ("0001", 0, "faster stripes"),
         ("0001", 29, "faster stripes"),
@@ -166,7 +167,7 @@ def test_two_beam_workers_build_the_same_clips_and_skips_as_one_process(shards, 
         ("0101", 0, "faster stripes"),
         ("0101", 29, "faster stripes"),
     ]
-    assert records[0][3] == "https://x/0000.mp4" and all(len(r[4]) == CLIP_FRAMES for r in records)
+    assert records[0][3] == "https://x/0000.mp4" and {r[4] for r in records} == {CLIP_FRAMES}
     expected = {
         "no media": 4,  # the JPEG samples, and a caption alone, per shard
         "unreadable": 2,
@@ -258,17 +259,24 @@ def test_bad_build_settings_are_clear_errors_through_the_cli(tmp_path):
     assert done.returncode == 1 and "error: --clip_frames must be >= 1" in done.stderr
 
 
-def test_the_video_stages_read_clip_records(shards, tmp_path):
+@pytest.mark.parametrize("frame_format", ["h264", "jpeg"])
+def test_the_video_stages_read_clip_records(shards, tmp_path, frame_format):
     from mav_jax.configs import interpolation, keyframes, sr_low
     from mav_jax.stages import stage_from_config
 
     data_dir = str(tmp_path)
-    settings = dict(name="unit", source=shards, frame_size=32, clip_frames=CLIP_FRAMES)
+    settings = dict(
+        name="unit",
+        source=shards,
+        frame_size=32,
+        clip_frames=CLIP_FRAMES,
+        frame_format=frame_format,
+    )
     build("video_collection", data_dir, collection=settings)
     record = video_source("video_collection/unit", "video", data_dir)[0]
-    # A 32-pixel JPEG decodes at half size for a 16-pixel stage, and no smaller.
-    assert decode_frame(record["video"][0], 16).shape == (16, 16, 3)
-    assert decode_frame(record["video"][0], 17).shape == (32, 32, 3)
+    if frame_format == "jpeg":  # a 32-pixel JPEG decodes at half size for a 16-pixel stage
+        assert decode_frame(record["video"][0], 16).shape == (16, 16, 3)
+        assert decode_frame(record["video"][0], 17).shape == (32, 32, 3)
     shapes = {}
     for name, module, overrides in [
         ("D^t", keyframes, {"phase": "video"}),

@@ -38,6 +38,10 @@ _CLIP_STRIDE = flags.DEFINE_integer(
     "clip_stride", 0, "video_collection: frames between clip starts (0: clip_frames)."
 )
 _MAX_CLIPS = flags.DEFINE_integer("max_clips_per_video", 0, "video_collection: 0 keeps all.")
+_FRAME_FORMAT = flags.DEFINE_enum(
+    "frame_format", "jpeg", ["jpeg", "h264"], "video_collection: JPEGs or one H.264 segment."
+)
+_CRF = flags.DEFINE_integer("crf", 18, "video_collection: H.264 quality of the segments.")
 _BEAM_RUNNER = flags.DEFINE_string(
     "beam_runner", None, "Collections: Beam runner (default: in this process)."
 )
@@ -77,6 +81,8 @@ def collection_settings(dataset: str) -> dict:
             clip_frames=_CLIP_FRAMES.value,
             clip_stride=_CLIP_STRIDE.value,
             max_clips_per_video=_MAX_CLIPS.value,
+            frame_format=_FRAME_FORMAT.value,
+            crf=_CRF.value,
         )
     return settings
 

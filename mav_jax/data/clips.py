@@ -84,26 +84,37 @@ def decode_frame(frame, size: int | None = None) -> np.ndarray:
     return np.asarray(frame, np.uint8)
 
 
+def decode_frames(video, indices: list[int], size: int | None = None) -> np.ndarray:
+    """The frames at `indices` of a record's video -> (F, H, W, 3) uint8. `video` is decoded
+    frames, encoded frames (PNG/JPEG, decoded one by one, see `decode_frame`), or one encoded
+    H.264 segment (bytes; decoded once, up to the last frame wanted)."""
+    if isinstance(video, (bytes, np.bytes_)):
+        from mav_jax.data.media import decode_segment
+
+        try:
+            return np.stack(decode_segment(bytes(video), indices))
+        except Exception as error:  # PyAV's FFmpegError and friends
+            raise ValueError(f"A clip segment does not decode ({error}): rebuild it.") from error
+    return np.stack([decode_frame(video[i], size) for i in indices])
+
+
 def sample_clip(
-    video: Sequence,
+    video: Sequence | bytes,
     source_fps: float,
     sampling: ClipSampling,
     rng,
     decode_size: int | None = None,
+    num_frames: int | None = None,
 ) -> dict:
-    """T frames ((T, H, W, 3) pixels, or T encoded frames) -> {'video': (F, H, W, 3) uint8,
-    'fps', 'frame_skip', 'start'}. Only the F chosen frames are decoded (see `decode_frame` for
-    `decode_size`)."""
-    skip = choose_frame_skip(sampling, len(video), rng)
-    start = int(rng.integers(0, len(video) - sampling.span(skip) + 1))
-    frames = np.stack(
-        [
-            decode_frame(video[i], decode_size)
-            for i in range(start, start + sampling.span(skip), skip)
-        ]
-    )
+    """T frames ((T, H, W, 3) pixels, T encoded frames, or an encoded segment of `num_frames`)
+    -> {'video': (F, H, W, 3) uint8, 'fps', 'frame_skip', 'start'}. Only the F chosen frames
+    are decoded (see `decode_frame` for `decode_size`)."""
+    length = len(video) if num_frames is None else num_frames
+    skip = choose_frame_skip(sampling, length, rng)
+    start = int(rng.integers(0, length - sampling.span(skip) + 1))
+    indices = list(range(start, start + sampling.span(skip), skip))
     return {
-        "video": frames,
+        "video": decode_frames(video, indices, decode_size),
         "fps": np.float32(source_fps / skip),
         "frame_skip": np.int32(skip),
         "start": np.int32(start),
@@ -118,8 +129,11 @@ class SampleClip(grain.RandomMapTransform):
         self.sampling, self.decode_size = sampling, decode_size
 
     def random_map(self, element: dict, rng: np.random.Generator) -> dict:
-        # TFDS gives a record's frames as a list: decoded arrays, or encoded bytes (video_source)
+        # A record's frames: a list of decoded arrays or encoded images (video_source), or one
+        # encoded segment of 'num_frames' frames (video_collection's H.264 records).
+        video = element["video"]
         fps = float(element.get("fps", 0.0))  # image records have no frame rate
-        clip = sample_clip(element["video"], fps, self.sampling, rng, self.decode_size)
-        rest = {k: v for k, v in element.items() if k not in ("video", "fps")}
+        length = int(element["num_frames"]) if isinstance(video, (bytes, np.bytes_)) else None
+        clip = sample_clip(video, fps, self.sampling, rng, self.decode_size, length)
+        rest = {k: v for k, v in element.items() if k not in ("video", "fps", "num_frames")}
         return {**rest, **clip}

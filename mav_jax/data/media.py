@@ -35,6 +35,45 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
     return buffer.getvalue()
 
 
+def encode_segment(frames: np.ndarray, fps: float, crf: int) -> bytes:
+    """(T, H, W, 3) uint8 -> an H.264 MP4 (libx264 at `crf`, yuv420p; even sizes)."""
+    import fractions
+
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        rate = fractions.Fraction(fps).limit_denominator(1001)
+        # One x264 thread: a build worker is one core. (Even so, identical frames encoded twice
+        # in one process can give different bytes: segment builds are not byte-reproducible.)
+        options = {"crf": str(crf), "threads": "1"}
+        stream = container.add_stream("libx264", rate=rate, options=options)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def decode_segment(data: bytes, indices: list[int]) -> list[np.ndarray]:
+    """The frames at `indices` (sorted) of an encoded segment, decoding only up to the last."""
+    import av
+
+    wanted, out = set(indices), {}
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        for index, frame in enumerate(container.decode(stream)):
+            if index in wanted:
+                out[index] = frame.to_ndarray(format="rgb24")
+            if index >= indices[-1]:
+                break
+    if len(out) != len(wanted):
+        raise ValueError(f"A clip segment has {len(out)} of the frames {indices}: rebuild it.")
+    return [out[i] for i in indices]
+
+
 def check_size(size: int, path: str, max_bytes: int) -> None:
     if size == 0:
         raise Skipped("empty file", path)
