@@ -3,7 +3,7 @@
     python -m mav_jax.train --config=configs/sr_low.py:tiny --workdir=runs/sr_low
 
 The tiny variant upscales 16 -> 32 on Moving Digits; the paper variant reads 256x256 video
-(a `video_collection` build: --config.data.dataset=NAME).
+(a `video_collection` built at --frame_size=256: --config.data.dataset=video_collection/NAME).
 """
 
 from mav_jax.configs.super_resolution import sr_config

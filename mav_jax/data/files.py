@@ -67,16 +67,6 @@ def glob_files(pattern: str) -> list[str]:
     return sorted(glob.glob(pattern))
 
 
-def skip_report(builder_name: str, skipped: dict[str, list[str]]) -> str:
-    """The end-of-build report of files a collection builder skipped, by reason."""
-    total = sum(len(v) for v in skipped.values())
-    lines = [f"{builder_name}: skipped {total} file(s)"]
-    for reason, items in sorted(skipped.items()):
-        lines.append(f"  {reason}: {len(items)}")
-        lines.extend(f"    {item}" for item in items)
-    return "\n".join(lines)
-
-
 def make_dirs(path: str) -> None:
     """Create `path` and its parents (local or gs://); fine if it exists."""
     if _is_remote(path):

@@ -14,13 +14,14 @@ import os
 import tarfile
 from collections.abc import Iterator
 
+from mav_jax.data import video_io
 from mav_jax.data.files import exists, file_size, io_errors, list_files, open_file
 from mav_jax.data.manifest import MANIFEST_EXTENSIONS, read_manifest
 from mav_jax.data.media import check_size
 from mav_jax.data.skips import Skipped
 from mav_jax.data.webdataset import is_shard_pattern, list_shards, read_samples
 
-VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "avi", "mov", "m4v", "gif")
+VIDEO_EXTENSIONS = tuple(e.removeprefix(".") for e in video_io.VIDEO_EXTENSIONS)
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
 
 
