@@ -31,6 +31,7 @@ def clip_model_config(variant: str) -> ml_collections.ConfigDict:
                 text_heads=2,
                 activation="quick_gelu",
                 remat=False,
+                attention_impl="auto",  # auto, xla, splash (TPU) or cudnn (GPU)
             )
         )
     return ml_collections.ConfigDict(
@@ -48,6 +49,7 @@ def clip_model_config(variant: str) -> ml_collections.ConfigDict:
             text_heads=12,
             activation="quick_gelu",
             remat=True,
+            attention_impl="auto",
         )
     )
 

@@ -31,6 +31,7 @@ def unet_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     cfg.num_context_tokens = 4
     cfg.null_embedding = "learned"
     cfg.remat = False
+    cfg.attention_impl = "auto"  # auto, xla, splash (TPU) or cudnn (GPU)
     if variant == "tiny":
         cfg.base_channels = 32
         cfg.channel_mults = (1, 2)

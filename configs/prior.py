@@ -34,6 +34,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
             num_heads=2 if tiny else 32,
             dtype="float32" if tiny else "bfloat16",
             remat=not tiny,
+            attention_impl="auto",  # auto, xla, splash (TPU) or cudnn (GPU)
         )
     )
     config.diffusion = common.diffusion_config()

@@ -27,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from mav_jax.data import files
 from mav_jax.models.clip import unit
 from mav_jax.models.frozen_clip import FrozenClip
+from mav_jax.nn.attention_kernels import kernels_mesh
 from mav_jax.parallel.sharding import BATCH_AXES, batch_shards
 from mav_jax.stages import stage_from_config
 from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
@@ -117,7 +118,13 @@ class Cascade:
         calls. `fn` must take every shape from its arguments."""
         key = (name, options)
         if key not in self._jitted:
-            self._jitted[key] = jax.jit(fn)
+            jitted = jax.jit(fn)
+
+            def run(*args, **kwargs):  # traced with splash attention per shard of the mesh
+                with kernels_mesh(self.mesh):
+                    return jitted(*args, **kwargs)
+
+            self._jitted[key] = run
         return self._jitted[key]
 
     @classmethod

@@ -20,6 +20,7 @@ import optax
 from flax import nnx
 
 from mav_jax.config_dataclass import from_mapping
+from mav_jax.nn.attention_kernels import attention_impl_problems
 from mav_jax.nn.layers import axes_metadata, layer_norm
 from mav_jax.nn.transformer import ACTIVATIONS, Transformer
 from mav_jax.parallel import logical_axes as ax
@@ -45,9 +46,10 @@ class ClipConfig:
     text_heads: int = 8
     activation: str = "quick_gelu"  # OpenAI's; OpenCLIP's LAION models use "gelu"
     remat: bool = False
+    attention_impl: str = "auto"  # auto, xla, splash (TPU) or cudnn (GPU): nn.attention_kernels
 
     def __post_init__(self):
-        problems = []
+        problems = attention_impl_problems(self.attention_impl)
         if self.image_size % self.patch_size:
             problems.append(
                 f"image_size {self.image_size} must be divisible by patch_size {self.patch_size}"
@@ -93,6 +95,7 @@ class TextEncoder(nnx.Module):
             config.text_heads,
             activation=config.activation,
             remat=config.remat,
+            attention_impl=config.attention_impl,
             rngs=rngs,
         )
         self.final_norm = layer_norm(width, rngs=rngs)
@@ -137,6 +140,7 @@ class ImageEncoder(nnx.Module):
             config.vision_heads,
             activation=config.activation,
             remat=config.remat,
+            attention_impl=config.attention_impl,
             rngs=rngs,
         )
         self.post_norm = layer_norm(width, rngs=rngs)

@@ -22,6 +22,7 @@ from flax import nnx
 
 from mav_jax.config_dataclass import from_mapping
 from mav_jax.models.clip import unit
+from mav_jax.nn.attention_kernels import attention_impl_problems
 from mav_jax.nn.embeddings import ScalarEmbedding
 from mav_jax.nn.layers import axes_metadata, dense, layer_norm
 from mav_jax.nn.transformer import Transformer
@@ -41,8 +42,11 @@ class PriorConfig:
     num_heads: int = 32
     dtype: str = "float32"
     remat: bool = False
+    attention_impl: str = "auto"  # auto, xla, splash (TPU) or cudnn (GPU): nn.attention_kernels
 
     def __post_init__(self):
+        for problem in attention_impl_problems(self.attention_impl):
+            raise ValueError(f"Invalid PriorConfig: {problem}.")
         if self.width % self.num_heads:
             raise ValueError(
                 f"Invalid PriorConfig: width {self.width} is not divisible by "
@@ -97,6 +101,7 @@ class DiffusionPrior(nnx.Module):
             activation="gelu",
             remat=config.remat,
             dtype=dtype,
+            attention_impl=config.attention_impl,
             rngs=rngs,
         )
         self.final_norm = layer_norm(width, rngs=rngs)

@@ -11,6 +11,8 @@ Video tensors are channels-last `(B, F, H, W, C)`.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -93,25 +95,25 @@ class Pseudo3DAttention(nnx.Module):
         context_features: int | None = None,
         temporal: bool = True,
         dtype: Dtype = jnp.float32,
+        attention_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
         self.dtype = dtype
+        attention = functools.partial(
+            MultiHeadAttention, dtype=dtype, attention_impl=attention_impl, rngs=rngs
+        )
         self.spatial_norm = layer_norm(features, rngs=rngs)
-        self.spatial_attention = MultiHeadAttention(features, num_heads, dtype=dtype, rngs=rngs)
+        self.spatial_attention = attention(features, num_heads)
         if context_features:
             self.cross_norm = layer_norm(features, rngs=rngs)
-            self.cross_attention = MultiHeadAttention(
-                features, num_heads, context_features=context_features, dtype=dtype, rngs=rngs
-            )
+            self.cross_attention = attention(features, num_heads, context_features=context_features)
         else:
             self.cross_norm = self.cross_attention = None
         self.ff_norm = layer_norm(features, rngs=rngs)
         self.feed_forward = FeedForward(features, dtype=dtype, rngs=rngs)
         if temporal:
             self.temporal_norm = layer_norm(features, rngs=rngs)
-            self.temporal_attention = MultiHeadAttention(
-                features, num_heads, zero_init_output=True, dtype=dtype, rngs=rngs
-            )
+            self.temporal_attention = attention(features, num_heads, zero_init_output=True)
         else:
             self.temporal_norm = self.temporal_attention = None
 

@@ -1,7 +1,7 @@
 """Transformer pieces shared by the U-Net's attention blocks, CLIP's two towers and the prior.
 
-Attention goes through `jax.nn.dot_product_attention` (softmax in float32; a fused kernel where the
-backend has one). Every parameter carries logical axis names, so the same rule table shards the
+Attention goes through `attention_kernels.attend` (`attention_impl`: XLA, cuDNN or splash, or the
+fused kernel the backend has). Every parameter carries logical axis names, so the same rule table shards the
 U-Net, CLIP and the prior.
 """
 
@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mav_jax.nn.attention_kernels import attend
 from mav_jax.nn.layers import Dtype, axes_metadata, dense, layer_norm
 from mav_jax.parallel import logical_axes as ax
 
@@ -30,7 +31,7 @@ def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 class MultiHeadAttention(nnx.Module):
-    """Multi-head (self or cross) attention over (N, T, C) tokens via jax.nn.dot_product_attention."""
+    """Multi-head (self or cross) attention over (N, T, C) tokens (`attention_kernels.attend`)."""
 
     def __init__(
         self,
@@ -41,8 +42,10 @@ class MultiHeadAttention(nnx.Module):
         zero_init_output: bool = False,
         use_bias: bool = False,
         dtype: Dtype = jnp.float32,
+        attention_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
+        self.attention_impl = attention_impl
         if features % num_heads:
             raise ValueError(f"features={features} is not divisible by num_heads={num_heads}.")
         head_dim = features // num_heads
@@ -88,9 +91,8 @@ class MultiHeadAttention(nnx.Module):
         """x (N, T, C); mask (N, T) or (N, S): True where a key may be attended to."""
         kv = x if context is None else context.astype(x.dtype)
         q, k, v = self.query(x), self.key(kv), self.value(kv)  # (N, T, heads, head_dim)
-        if mask is not None:
-            mask = mask[:, None, None, :]  # (N, 1, 1, S): broadcast over heads and queries
-        return self.out(jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal))
+        out = attend(q, k, v, mask=mask, causal=causal, impl=self.attention_impl)
+        return self.out(out)
 
 
 class FeedForward(nnx.Module):
@@ -122,11 +124,14 @@ class TransformerBlock(nnx.Module):
         *,
         activation: str = "gelu",
         dtype: Dtype = jnp.float32,
+        attention_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
         self.dtype = dtype
         self.attention_norm = layer_norm(width, rngs=rngs)
-        self.attention = MultiHeadAttention(width, num_heads, use_bias=True, dtype=dtype, rngs=rngs)
+        self.attention = MultiHeadAttention(
+            width, num_heads, use_bias=True, dtype=dtype, attention_impl=attention_impl, rngs=rngs
+        )
         self.mlp_norm = layer_norm(width, rngs=rngs)
         self.mlp = FeedForward(width, activation=activation, dtype=dtype, rngs=rngs)
 
@@ -150,12 +155,20 @@ class Transformer(nnx.Module):
         activation: str = "gelu",
         remat: bool = False,
         dtype: Dtype = jnp.float32,
+        attention_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
         self.remat = remat
         self.blocks = nnx.List(
             [
-                TransformerBlock(width, num_heads, activation=activation, dtype=dtype, rngs=rngs)
+                TransformerBlock(
+                    width,
+                    num_heads,
+                    activation=activation,
+                    dtype=dtype,
+                    attention_impl=attention_impl,
+                    rngs=rngs,
+                )
                 for _ in range(depth)
             ]
         )

@@ -125,6 +125,7 @@ class UNetBlock(nnx.Module):
                 context_features=context_features,
                 temporal=cfg.temporal,
                 dtype=cfg.compute_dtype,
+                attention_impl=cfg.attention_impl,
                 rngs=rngs,
             )
             if attend

@@ -14,6 +14,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from mav_jax.config_dataclass import from_mapping
+from mav_jax.nn.attention_kernels import attention_impl_problems
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -41,6 +42,7 @@ class UNetConfig:
     null_embedding: str = "learned"  # classifier-free guidance: "learned" or "zero"
     dtype: str = "float32"  # compute dtype; parameters are always float32
     remat: bool = False  # rematerialise each block in the backward pass
+    attention_impl: str = "auto"  # auto, xla, splash (TPU) or cudnn (GPU): nn.attention_kernels
 
     def __post_init__(self):
         levels = len(self.channel_mults)
@@ -58,6 +60,7 @@ class UNetConfig:
             problems.append(f"temporal_kernel_size must be odd, got {self.temporal_kernel_size}")
         if self.dtype not in _DTYPES:
             problems.append(f"dtype must be one of {sorted(_DTYPES)}, got '{self.dtype}'")
+        problems += attention_impl_problems(self.attention_impl)
         if self.null_embedding not in ("learned", "zero"):
             problems.append(
                 f"null_embedding must be 'learned' or 'zero', got '{self.null_embedding}'"

@@ -29,6 +29,7 @@ from mav_jax.data.loader import (
     video_source,
 )
 from mav_jax.data.video_io import tile_videos, write_gif, write_mp4
+from mav_jax.nn.attention_kernels import kernels_mesh
 from mav_jax.parallel import make_mesh
 from mav_jax.stages import Stage, stage_from_config, to_uint8
 from mav_jax.train.checkpoints import Checkpointer, abstract_like
@@ -136,8 +137,14 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     """Train `config.stage` in `workdir`, resuming from its newest checkpoint; returns the state."""
     stage = stage_from_config(config)
     check_config(config, stage)
-    train = config.train
     mesh = make_mesh(dict(config.mesh))
+    # Kernels that cannot be partitioned automatically (splash attention) run per shard of it.
+    with kernels_mesh(mesh):
+        return _train_and_evaluate(config, workdir, stage, mesh)
+
+
+def _train_and_evaluate(config, workdir: str, stage, mesh) -> TrainState:
+    train = config.train
     files.make_dirs(workdir)
     if jax.process_index() == 0:
         log.info(

@@ -1,0 +1,174 @@
+"""Attention kernels by backend: one `attend` for every attention in mav_jax.
+
+* `xla`: `jax.nn.dot_product_attention(implementation="xla")`, any backend, any dtype.
+* `cudnn`: cuDNN's fused flash attention on NVIDIA GPUs (`implementation="cudnn"`); it takes
+  bf16/fp16, so inputs are cast to bf16 and the output back.
+* `splash`: the Pallas TPU flash kernel (`jax.experimental.pallas.ops.tpu.splash_attention`).
+  Its blocks tile sequences in multiples of 128, and the U-Net's lengths (e.g. 32x32 = 1024
+  spatial tokens, 16 frames, 4 context tokens) often are not: sequences are padded to the next
+  multiple of 128 and the padding keys excluded through segment ids, which also carry the prior's
+  per-example padding mask. Splash does not scale q by 1/sqrt(D) (measured): it is done here. A
+  Mosaic kernel cannot be partitioned automatically, so inside `kernels_mesh(mesh)` (what the
+  trainer and the samplers run under) it runs per shard through `shard_map` over the batch axes.
+* `auto`: `splash` on TPU (inside `kernels_mesh`, or on one chip: without a mesh splash cannot
+  be placed per shard, so `xla` there), `cudnn` on GPU, `xla` elsewhere.
+
+All take q (N, T, H, D), k and v (N, S, H, D), an optional key mask (N, S) (True: attend) or
+`causal`, and return (N, T, H, D).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from mav_jax.parallel.sharding import BATCH_AXES
+
+ATTENTION_IMPLS = ("auto", "xla", "splash", "cudnn")
+SPLASH_BLOCK = 128  # splash tiles sequences in blocks of this many tokens
+
+
+_MESH: contextvars.ContextVar = contextvars.ContextVar("kernels_mesh", default=None)
+
+
+@contextlib.contextmanager
+def kernels_mesh(mesh: jax.sharding.Mesh):
+    """Within it, kernels that cannot be partitioned automatically (splash) run per shard of
+    `mesh` (jax.set_mesh would do, but it also turns Flax's logical axis names into mesh axes)."""
+    token = _MESH.set(mesh)
+    try:
+        yield
+    finally:
+        _MESH.reset(token)
+
+
+def attention_impl_problems(impl: str, backend: str | None = None) -> list[str]:
+    """What is wrong with asking for `impl` on `backend` (default: JAX's), in words."""
+    backend = backend or jax.default_backend()
+    if impl not in ATTENTION_IMPLS:
+        return [f"attention_impl must be one of {ATTENTION_IMPLS}, got '{impl}'"]
+    if impl == "cudnn" and backend != "gpu":
+        return [
+            f"attention_impl='cudnn' needs an NVIDIA GPU; this backend is '{backend}' "
+            "(use 'auto' or 'xla')"
+        ]
+    if impl == "splash" and backend != "tpu":
+        return [
+            f"attention_impl='splash' needs a TPU; this backend is '{backend}' "
+            "(use 'auto' or 'xla')"
+        ]
+    return []
+
+
+def resolve_attention_impl(impl: str, backend: str | None = None) -> str:
+    """`auto` -> the fused kernel the backend has; other names pass through."""
+    if impl != "auto":
+        return impl
+    backend = backend or jax.default_backend()
+    return {"tpu": "splash", "gpu": "cudnn"}.get(backend, "xla")
+
+
+def attend(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    *,
+    mask: jax.Array | None = None,
+    causal: bool = False,
+    impl: str = "xla",
+    interpret: bool = False,
+) -> jax.Array:
+    """Softmax attention; see the module docstring. `interpret` runs splash's Pallas kernel in
+    interpret mode (any backend: how the tests check it on CPU)."""
+    requested, impl = impl, resolve_attention_impl(impl)
+    if requested == "auto" and impl == "splash" and not _splash_placeable():
+        impl = "xla"
+    if impl == "xla":
+        bias_mask = None if mask is None else mask[:, None, None, :]  # (N, 1, 1, S)
+        return jax.nn.dot_product_attention(
+            q, k, v, mask=bias_mask, is_causal=causal, implementation="xla"
+        )
+    if impl == "cudnn":
+        # cuDNN takes padding as key lengths: the valid keys must come first, as padding does.
+        lengths = None if mask is None else jnp.sum(mask, axis=-1).astype(jnp.int32)
+        out = jax.nn.dot_product_attention(
+            q.astype(jnp.bfloat16),
+            k.astype(jnp.bfloat16),
+            v.astype(jnp.bfloat16),
+            is_causal=causal,
+            key_value_seq_lengths=lengths,
+            implementation="cudnn",
+        )
+        return out.astype(q.dtype)
+    if impl == "splash":
+        return _splash(q, k, v, mask, causal, interpret)
+    raise ValueError(attention_impl_problems(impl)[0])
+
+
+def _splash_placeable() -> bool:
+    """Whether splash can run here: under a mesh context (shard_map), or on one device."""
+    return _MESH.get() is not None or jax.device_count() == 1
+
+
+def _padded(length: int) -> int:
+    return SPLASH_BLOCK * math.ceil(length / SPLASH_BLOCK)
+
+
+@functools.cache
+def _splash_kernel(heads: int, q_len: int, kv_len: int, causal: bool, interpret: bool):
+    from jax.experimental.pallas.ops.tpu.splash_attention import (
+        splash_attention_kernel as kernel,
+    )
+    from jax.experimental.pallas.ops.tpu.splash_attention import (
+        splash_attention_mask as masks,
+    )
+
+    shape = (q_len, kv_len)
+    head_mask = masks.CausalMask(shape) if causal else masks.FullMask(shape)
+    return kernel.make_splash_mha(
+        masks.MultiHeadMask([head_mask] * heads),
+        head_shards=1,
+        q_seq_shards=1,
+        interpret=interpret,
+    )
+
+
+def _splash_local(q, k, v, key_valid, causal: bool, interpret: bool):
+    """Splash on this device's examples: q (n, T, H, D), k/v (n, S, H, D), key_valid (n, S)."""
+    from jax.experimental.pallas.ops.tpu.splash_attention import (
+        splash_attention_kernel as kernel,
+    )
+
+    n, t, heads, dim = q.shape
+    s = k.shape[1]
+    tp, sp = _padded(t), _padded(s)
+    q = jnp.pad(q * (1.0 / math.sqrt(dim)), ((0, 0), (0, tp - t), (0, 0), (0, 0)))
+    k = jnp.pad(k, ((0, 0), (0, sp - s), (0, 0), (0, 0)))
+    v = jnp.pad(v, ((0, 0), (0, sp - s), (0, 0), (0, 0)))
+    valid = jnp.pad(key_valid, ((0, 0), (0, sp - s)))  # padding keys are invalid
+    # Every query is segment 0; valid keys segment 0, the rest 1: queries never see them.
+    segments = kernel.SegmentIds(
+        q=jnp.zeros((n, tp), jnp.int32), kv=jnp.where(valid, 0, 1).astype(jnp.int32)
+    )
+    splash = _splash_kernel(heads, tp, sp, causal, interpret)
+    heads_first = lambda x: jnp.swapaxes(x, 1, 2)  # noqa: E731  (n, L, H, D) <-> (n, H, L, D)
+    out = jax.vmap(splash)(heads_first(q), heads_first(k), heads_first(v), segment_ids=segments)
+    return heads_first(out)[:, :t]
+
+
+def _splash(q, k, v, mask, causal: bool, interpret: bool):
+    key_valid = jnp.ones(k.shape[:2], bool) if mask is None else mask.astype(bool)
+    local = functools.partial(_splash_local, causal=causal, interpret=interpret)
+    mesh = _MESH.get()
+    axes = tuple(a for a in BATCH_AXES if mesh is not None and a in mesh.axis_names)
+    if not axes:
+        return local(q, k, v, key_valid)
+    spec = jax.sharding.PartitionSpec(axes)
+    return jax.shard_map(
+        local, mesh=mesh, in_specs=(spec, spec, spec, spec), out_specs=spec, check_vma=False
+    )(q, k, v, key_valid)
