@@ -26,9 +26,15 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from mav_jax.parallel.sharding import batch_shards, parse_mesh
+from mav_jax.train.model_flops import PEAK_TFLOPS
 
-# bf16 dense peak per chip, TFLOP/s (Google Cloud TPU documentation).
-CHIP_PEAK_TFLOPS = {"v4": 275.0, "v5e": 197.0, "v5p": 459.0, "v6e": 918.0}
+# bf16 dense peak per chip, TFLOP/s (cited in train.model_flops.PEAK_TFLOPS).
+CHIP_PEAK_TFLOPS = {
+    "v4": PEAK_TFLOPS["TPU v4"],
+    "v5e": PEAK_TFLOPS["TPU v5e"],
+    "v5p": PEAK_TFLOPS["TPU v5p"],
+    "v6e": PEAK_TFLOPS["TPU v6e"],
+}
 GIB = 2**30
 
 
@@ -203,6 +209,21 @@ def saved_activation_bytes(config, mesh_shape: dict) -> float:
     return (residual_bytes(2) - residual_bytes(1)) / shards
 
 
+def batch_shards_of(mesh_shape: dict) -> int:
+    return mesh_shape.get("data", 1) * mesh_shape.get("fsdp", 1)
+
+
+def model_flops_per_example(config, mesh_shape: dict) -> float:
+    """The stage's model FLOPs per training example (train.model_flops), from abstract inputs."""
+    from mav_jax.parallel import make_mesh
+    from mav_jax.stages import stage_from_config
+    from mav_jax.train.model_flops import train_step_model_flops
+
+    stage = stage_from_config(config)
+    graphdef, state, _ = abstract_train_state(config, stage, make_mesh(mesh_shape))
+    return train_step_model_flops(stage, graphdef, state.params, example_batch(stage, 1))
+
+
 def largest_batch_with_remat(
     argument_bytes: float, per_example: float, hbm_bytes: float, headroom: float
 ) -> int:
@@ -246,7 +267,7 @@ def main(argv) -> None:
     config = _CONFIG.value
     one, two = (plan_step(config, mesh, b, compile=_COMPILE.value) for b in (1, 2))
     peak = CHIP_PEAK_TFLOPS[_CHIP.value] * 1e12 * _UTILISATION.value
-    per_device = config.train.global_batch_size / (mesh.get("data", 1) * mesh.get("fsdp", 1))
+    per_device = config.train.global_batch_size / batch_shards_of(mesh)
     flops_per_example = two.flops_per_device - one.flops_per_device
     step_flops = one.flops_per_device + flops_per_example * (per_device - 1)
     fits = (
@@ -254,6 +275,8 @@ def main(argv) -> None:
         if _COMPILE.value
         else None
     )
+    model_flops = model_flops_per_example(config, mesh)
+    xla_flops = flops_per_example * math.prod(mesh.values()) / batch_shards_of(mesh)
     saved = saved_activation_bytes(config, mesh)
     fits_remat = {
         f"{g} GiB": largest_batch_with_remat(
@@ -267,6 +290,11 @@ def main(argv) -> None:
         "mesh": one.mesh,
         "params": one.params,
         "gflops_per_device_per_example": flops_per_example / 1e9,
+        # The model's own FLOPs per example (3 x forward, no remat: train.model_flops), and the
+        # highest MFU the step can reach: model FLOPs over what XLA runs (remat recomputes).
+        "model_gflops_per_example": model_flops / 1e9,
+        # (XLA skips a SAME convolution's padded taps, so without remat the ratio can top 1.)
+        "mfu_bound": min(1.0, model_flops / xla_flops) if xla_flops else None,
         "memory_gib_at_batch_1": {
             "arguments": one.argument_bytes / GIB,
             "temporaries": one.temp_bytes / GIB if _COMPILE.value else None,

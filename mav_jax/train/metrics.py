@@ -1,5 +1,7 @@
-"""What a user watches during training: TensorBoard scalars (clu writers), a progress bar, and the
-throughput and TFLOP/s per device that XLA's cost analysis of the compiled step implies."""
+"""What a user watches during training: TensorBoard scalars (clu writers), a progress bar,
+throughput, the TFLOP/s per device that XLA's cost analysis of the compiled step implies (remat's
+recomputation included), and model-FLOP utilisation where the chip's peak is known
+(`model_flops`)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,17 @@ class TrainingMonitor:
     """Accumulates step metrics on device and reports every `log_every` steps (process 0 writes)."""
 
     def __init__(
-        self, workdir: str, total_steps: int, start_step: int, global_batch: int, step_flops: float
+        self,
+        workdir: str,
+        total_steps: int,
+        start_step: int,
+        global_batch: int,
+        step_flops: float,
+        model_flops: float = 0.0,
+        peak_flops: float | None = None,
     ):
+        """`step_flops`: XLA's FLOPs per device per step; `model_flops`: the model's (analytic,
+        no remat) per device per step; `peak_flops`: the chip's dense bf16 peak (None: no MFU)."""
         self.is_chief = jax.process_index() == 0
         self.writer = metric_writers.create_default_writer(
             workdir, just_logging=not self.is_chief, asynchronous=True
@@ -38,6 +49,7 @@ class TrainingMonitor:
             dynamic_ncols=True,
         )
         self.global_batch, self.step_flops = global_batch, step_flops
+        self.model_flops, self.peak_flops = model_flops, peak_flops
         self.pending: list[dict] = []
         self.last_step, self.last_time = start_step, time.perf_counter()
 
@@ -60,6 +72,10 @@ class TrainingMonitor:
             "samples_per_second": steps_per_second * self.global_batch,
             "tflops_per_device": steps_per_second * self.step_flops / 1e12,
         }
+        if self.model_flops:
+            scalars["model_tflops_per_device"] = steps_per_second * self.model_flops / 1e12
+        if self.model_flops and self.peak_flops:
+            scalars["mfu"] = steps_per_second * self.model_flops / self.peak_flops
         self.writer.write_scalars(step, scalars)
         self.bar.set_postfix(
             loss=f"{scalars['loss']:.4f}", samples_s=f"{scalars['samples_per_second']:.1f}"

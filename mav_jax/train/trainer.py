@@ -36,6 +36,7 @@ from mav_jax.train.checkpoints import Checkpointer, abstract_like
 from mav_jax.train.config_checks import ConfigError, check_config
 from mav_jax.train.evaluators import EvalContext, EvalLog, make_evaluators
 from mav_jax.train.metrics import TrainingMonitor, flops_per_device
+from mav_jax.train.model_flops import peak_flops, train_step_model_flops
 from mav_jax.train.optimizer import learning_rate_schedule, trainable_paths
 from mav_jax.train.step import TrainState, make_train_step
 from mav_jax.train.weights import CHECKPOINTS, build_train_state, initialize_from
@@ -199,8 +200,15 @@ def _train_and_evaluate(config, workdir: str, stage, mesh) -> TrainState:
     )
     compiled = step_fn.lower(state, batch).compile()
     schedule = learning_rate_schedule(train.learning_rate, train.num_steps, train.warmup_steps)
+    model_flops = train_step_model_flops(stage, graphdef, state.params, batch) / mesh.size
     monitor = TrainingMonitor(
-        workdir, train.num_steps, start, train.global_batch_size, flops_per_device(compiled)
+        workdir,
+        train.num_steps,
+        start,
+        train.global_batch_size,
+        flops_per_device(compiled),
+        model_flops=model_flops,
+        peak_flops=peak_flops(),
     )
     stop = _StopSignal()
     config_record = json.loads(config.to_json())
