@@ -74,7 +74,13 @@ def test_splash_runs_per_shard_under_a_mesh():
 
 
 def test_auto_picks_the_fused_kernel_each_backend_has():
-    assert resolve_attention_impl("auto", "tpu") == "splash"
+    mesh = make_mesh({"fsdp": 8})
+    with kernels_mesh(mesh):  # splash runs per shard only inside kernels_mesh
+        assert resolve_attention_impl("auto", "tpu", shortest=256) == "splash"
+        assert (
+            resolve_attention_impl("auto", "tpu", shortest=16) == "xla"
+        )  # padding would cost more
+    assert resolve_attention_impl("auto", "tpu", shortest=256) == "xla"  # 8 devices, no mesh
     assert resolve_attention_impl("auto", "gpu") == "cudnn"
     assert resolve_attention_impl("auto", "cpu") == "xla"
     assert resolve_attention_impl("xla", "tpu") == "xla"

@@ -10,8 +10,12 @@
   per-example padding mask. Splash does not scale q by 1/sqrt(D) (measured): it is done here. A
   Mosaic kernel cannot be partitioned automatically, so inside `kernels_mesh(mesh)` (what the
   trainer and the samplers run under) it runs per shard through `shard_map` over the batch axes.
-* `auto`: `splash` on TPU (inside `kernels_mesh`, or on one chip: without a mesh splash cannot
-  be placed per shard, so `xla` there), `cudnn` on GPU, `xla` elsewhere.
+* `auto`: `cudnn` on GPU; on TPU `splash` for sequences of at least one 128-token block (the U-Net's
+  spatial attention at 16x16 pixels and up) and `xla` for shorter ones (temporal attention over
+  16 frames, cross-attention to 4 tokens, CLIP's 77: padded to 128 they took 5.6x the
+  temporaries of XLA attention in a tiny U-Net step compiled for v5e:2x2), and only inside
+  `kernels_mesh` or on one chip; `xla` elsewhere. The target is the mesh's platform when one is
+  set (a CPU host compiling for TPU picks the TPU's kernels).
 
 All take q (N, T, H, D), k and v (N, S, H, D), an optional key mask (N, S) (True: attend) or
 `causal`, and return (N, T, H, D).
@@ -65,12 +69,24 @@ def attention_impl_problems(impl: str, backend: str | None = None) -> list[str]:
     return []
 
 
-def resolve_attention_impl(impl: str, backend: str | None = None) -> str:
-    """`auto` -> the fused kernel the backend has; other names pass through."""
+def resolve_attention_impl(
+    impl: str, backend: str | None = None, shortest: int | None = None
+) -> str:
+    """`auto` -> the fused kernel the backend has (for sequences of `shortest` tokens and up);
+    other names pass through."""
     if impl != "auto":
         return impl
-    backend = backend or jax.default_backend()
-    return {"tpu": "splash", "gpu": "cudnn"}.get(backend, "xla")
+    backend = backend or _target_backend()
+    if backend == "tpu":
+        long_enough = shortest is None or shortest >= SPLASH_BLOCK
+        return "splash" if long_enough and _splash_placeable() else "xla"
+    return "cudnn" if backend == "gpu" else "xla"
+
+
+def _target_backend() -> str:
+    """The platform the program is for: the kernels mesh's, else JAX's default backend."""
+    mesh = _MESH.get()
+    return mesh.devices.flat[0].platform if mesh is not None else jax.default_backend()
 
 
 def attend(
@@ -85,9 +101,7 @@ def attend(
 ) -> jax.Array:
     """Softmax attention; see the module docstring. `interpret` runs splash's Pallas kernel in
     interpret mode (any backend: how the tests check it on CPU)."""
-    requested, impl = impl, resolve_attention_impl(impl)
-    if requested == "auto" and impl == "splash" and not _splash_placeable():
-        impl = "xla"
+    impl = resolve_attention_impl(impl, shortest=min(q.shape[1], k.shape[1]))
     if impl == "xla":
         bias_mask = None if mask is None else mask[:, None, None, :]  # (N, 1, 1, S)
         return jax.nn.dot_product_attention(
