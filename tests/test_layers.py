@@ -30,6 +30,7 @@ LAYERS = {
     "mav_jax.train": 3,
     "mav_jax.cascade": 4,
     "mav_jax.plan": 4,
+    "mav_jax.plan_tpu": 4,
     # Command-line tools: the top.
     "mav_jax.sample": 5,
     "mav_jax.quickstart": 5,

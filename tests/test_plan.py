@@ -38,3 +38,37 @@ def test_mesh_flag_is_checked():
     assert parse_mesh("fsdp:64,data:2") == {"fsdp": 64, "data": 2}
     with pytest.raises(ValueError, match="AXIS:SIZE"):
         parse_mesh("fsdp=64")
+
+
+def test_tpu_topologies_are_checked_before_anything_compiles():
+    from mav_jax.plan_tpu import PlanError, parse_topology
+
+    assert parse_topology("v5e:8x8") == ("v5e", (8, 8))
+    assert parse_topology("v5p:4x4x4") == ("v5p", (4, 4, 4))
+    with pytest.raises(PlanError, match="Unknown TPU topology 'v7x:2x2'"):
+        parse_topology("v7x:2x2")
+    with pytest.raises(PlanError, match="v4 topology has 3 dimensions"):
+        parse_topology("v4:4x4")
+
+
+def test_without_the_tpu_compiler_the_plan_says_what_to_install(tmp_path):
+    import importlib.util
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    if importlib.util.find_spec("libtpu") is not None:
+        pytest.skip("libtpu is installed here: the message is for machines without it")
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "mav_jax.plan", "--config=configs/keyframes.py:tiny"),
+            *("--mesh=fsdp:4", "--topology=v5e:2x2"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "The TPU compiler is not installed: pip install -e '.[plan]'" in done.stderr

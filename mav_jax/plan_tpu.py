@@ -1,0 +1,185 @@
+"""The TPU compiler's own figures for a train step, on a CPU host: compile-only TPU devices.
+
+`libtpu` (the `plan` extra) compiles for any TPU topology without a TPU:
+`jax.experimental.topologies.get_topology_desc("v5e:8x8", platform="tpu")` gives compile-only
+devices; the trainer's real step is lowered on a mesh over them with abstract inputs (nothing is
+allocated) and compiled, and `memory_analysis()` / `cost_analysis()` are the compiler's.
+Run with JAX_PLATFORMS=cpu (the plan tool sets it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import re
+import time
+
+GIB = 2**30
+PLAN_EXTRA = "pip install -e '.[plan]' (jax[tpu]: libtpu, the TPU compiler, for this jax)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+    hbm_gib: float  # HBM per chip
+    peak_tflops: float  # dense bf16
+    hbm_gbps: float  # HBM bandwidth, GB/s
+    dims: int  # topology dimensions: 2 (v5e, v6e) or 3 (v4, v5p)
+
+
+# Google Cloud TPU system architecture pages (cloud.google.com/tpu/docs/v4, /v5e, /v5p, /v6e):
+# HBM per chip, bf16 peak and HBM bandwidth per chip.
+CHIPS = {
+    "v4": Chip(32, 275.0, 1228.0, 3),
+    "v5e": Chip(16, 197.0, 819.0, 2),
+    "v5p": Chip(95, 459.0, 2765.0, 3),
+    "v6e": Chip(32, 918.0, 1640.0, 2),
+}
+
+
+class PlanError(ValueError):
+    """A topology, mesh or setting the plan cannot use, in words a user can act on."""
+
+
+def parse_topology(name: str) -> tuple[str, tuple[int, ...]]:
+    """'v5e:8x8' -> ('v5e', (8, 8)), checked before anything compiles."""
+    match = re.fullmatch(r"(v4|v5e|v5p|v6e):(\d+(?:x\d+)*)", name or "")
+    if not match:
+        raise PlanError(
+            f"Unknown TPU topology '{name}': use FAMILY:DIMS with FAMILY one of {sorted(CHIPS)}, "
+            "e.g. v5e:8x8, v6e:4x4, v4:4x4x4, v5p:4x4x4."
+        )
+    family, dims = match.group(1), tuple(int(d) for d in match.group(2).split("x"))
+    if len(dims) != CHIPS[family].dims or min(dims) < 1:
+        raise PlanError(f"A {family} topology has {CHIPS[family].dims} dimensions, got '{name}'.")
+    return family, dims
+
+
+def topology_devices(name: str, num_slices: int = 1) -> list:
+    """Compile-only devices of `num_slices` slices of topology `name` (needs libtpu)."""
+    parse_topology(name)
+    if importlib.util.find_spec("libtpu") is None:
+        raise PlanError(f"The TPU compiler is not installed: {PLAN_EXTRA}.")
+    from jax.experimental import topologies
+
+    try:
+        desc = topologies.get_topology_desc(
+            topology_name=name,
+            platform="tpu",
+            **({"num_slices": num_slices} if num_slices > 1 else {}),
+        )
+    except Exception as error:  # libtpu's XlaRuntimeError
+        raise PlanError(f"libtpu cannot build topology '{name}': {error}") from error
+    return list(desc.devices)
+
+
+def check_mesh(mesh_shape: dict, devices: list, name: str, num_slices: int) -> None:
+    if math.prod(mesh_shape.values()) != len(devices):
+        raise PlanError(
+            f"The mesh {mesh_shape} has {math.prod(mesh_shape.values())} devices; "
+            f"{num_slices} x {name} has {len(devices)}: make the sizes multiply to it."
+        )
+
+
+def compile_step(config, mesh_shape: dict, devices: list, per_device_batch: int) -> dict:
+    """Compile the trainer's step for `devices`; the compiler's per-device figures."""
+    from mav_jax.nn.attention_kernels import kernels_mesh
+    from mav_jax.parallel import make_mesh
+    from mav_jax.stages import stage_from_config
+    from mav_jax.train.abstract_state import abstract_train_state, example_batch
+    from mav_jax.train.step import make_train_step
+
+    stage = stage_from_config(config)
+    mesh = make_mesh(mesh_shape, devices)
+    shards = mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
+    began = time.perf_counter()
+    with kernels_mesh(mesh):
+        graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
+        batch = example_batch(stage, per_device_batch * shards)
+        step = make_train_step(
+            graphdef,
+            stage,
+            optimizer,
+            mesh,
+            state,
+            batch,
+            grad_accum_steps=config.train.grad_accum_steps,
+        )
+        compiled = step.lower(state, batch).compile()
+    seconds = time.perf_counter() - began
+    memory = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    peak = (
+        memory.argument_size_in_bytes
+        + memory.temp_size_in_bytes
+        + max(memory.output_size_in_bytes - memory.alias_size_in_bytes, 0)
+    )
+    return {
+        "per_device_batch": per_device_batch,
+        "argument_gib": memory.argument_size_in_bytes / GIB,
+        "temporary_gib": memory.temp_size_in_bytes / GIB,
+        "output_gib": memory.output_size_in_bytes / GIB,
+        "peak_gib": peak / GIB,
+        "flops": float(cost.get("flops", 0.0)),
+        "bytes_accessed": float(cost.get("bytes accessed", 0.0)),
+        "compile_s": seconds,
+    }
+
+
+def plan_on_topology(
+    config, mesh_shape: dict, name: str, num_slices: int = 1, search: bool = True
+) -> dict:
+    """The compiler's figures for the config's micro-batch on `num_slices` x `name`, whether it
+    fits each device's HBM, the largest per-device micro-batch that fits (found by compiling
+    candidates), and a roofline lower bound on the step time."""
+    family, dims = parse_topology(name)
+    devices = topology_devices(name, num_slices)
+    check_mesh(mesh_shape, devices, name, num_slices)
+    chip = CHIPS[family]
+    per_chip = len(devices) // (num_slices * math.prod(dims))  # v4 shows its 2 cores per chip
+    hbm = chip.hbm_gib / per_chip
+    shards = mesh_shape.get("data", 1) * mesh_shape.get("fsdp", 1)
+    micro = max(config.train.global_batch_size // shards // config.train.grad_accum_steps, 1)
+    at_config = compile_step(config, mesh_shape, devices, micro)
+
+    def fits(result: dict) -> bool:
+        return result["peak_gib"] <= hbm
+
+    largest = None
+    if search:
+        low, high, tried = 0, None, {micro: at_config}
+        candidate = 1
+        while high is None and candidate <= 4 * micro:
+            tried.setdefault(candidate, None)
+            result = tried[candidate] or compile_step(config, mesh_shape, devices, candidate)
+            tried[candidate] = result
+            if fits(result):
+                low, candidate = candidate, candidate * 2
+            else:
+                high = candidate
+        while high is not None and high - low > 1:
+            middle = (low + high) // 2
+            result = tried.get(middle) or compile_step(config, mesh_shape, devices, middle)
+            tried[middle] = result
+            low, high = (middle, high) if fits(result) else (low, middle)
+        largest = low
+    flops, moved = at_config["flops"], at_config["bytes_accessed"]
+    return {
+        "topology": name,
+        "num_slices": num_slices,
+        "device_kind": devices[0].device_kind,
+        "devices": len(devices),
+        "mesh": mesh_shape,
+        "hbm_gib_per_device": hbm,
+        "micro_batch_per_device": micro,
+        **{k: v for k, v in at_config.items() if k != "per_device_batch"},
+        "fits": fits(at_config),
+        "largest_micro_batch_per_device": largest,
+        # The larger of compute time at peak and HBM traffic time at full bandwidth, per micro-batch.
+        "roofline_s_per_micro_batch": max(
+            flops / (chip.peak_tflops * 1e12 / per_chip), moved / (chip.hbm_gbps * 1e9 / per_chip)
+        ),
+        "peak_tflops_per_chip": chip.peak_tflops,
+        "hbm_gbps_per_chip": chip.hbm_gbps,
+    }

@@ -1,0 +1,56 @@
+"""A training state and batch as shapes (with shardings): what the plan tools lower and compile
+without allocating a model."""
+
+from __future__ import annotations
+
+
+def example_batch(stage, batch_size: int) -> dict:
+    """Abstract global batch: the stage's own transforms applied to a blank source clip."""
+    import jax
+    import numpy as np
+
+    from mav_jax.data.loader import transform_record
+
+    frames = (stage.num_frames - 1) * max(stage.clips.frame_skips) + 1
+    size = stage.resolution
+    record = {
+        "video": np.zeros((frames, size, size, 3), np.uint8),
+        "fps": np.float32(24.0),
+        "caption": b"a caption",
+    }
+    record = transform_record(stage.operations(), record, np.random.default_rng(0))
+    batch = {
+        k: jax.ShapeDtypeStruct((batch_size, *np.shape(v)), np.asarray(v).dtype)
+        for k, v in record.items()
+        if np.asarray(v).dtype.kind in "fiub"
+    }
+    # What a frozen network (CLIP) adds to each batch before the step, as shapes.
+    batch.update(stage.conditioning_shapes(batch_size))
+    return batch
+
+
+def abstract_train_state(config, stage, mesh):
+    """(graphdef, TrainState of ShapeDtypeStructs with shardings, optimizer): nothing allocated."""
+    import jax
+
+    from mav_jax.parallel import rules_from_config
+    from mav_jax.train.step import TrainState, optimizer_state_shardings
+    from mav_jax.train.weights import abstract_params, optimizer_from_config
+
+    graphdef, params = abstract_params(stage, mesh, rules_from_config(config))
+    optimizer = optimizer_from_config(config, params)
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    opt_state = jax.tree.map(
+        lambda shape, sharding: jax.ShapeDtypeStruct(shape.shape, shape.dtype, sharding=sharding),
+        jax.eval_shape(optimizer.init, params),
+        optimizer_state_shardings(optimizer, params, mesh),
+    )
+    scalar = lambda dtype, shape=(): jax.ShapeDtypeStruct(shape, dtype, sharding=replicated)
+    state = TrainState(
+        step=scalar("int32"),
+        params=params,
+        ema=params,
+        opt_state=opt_state,
+        rng=scalar("uint32", (2,)),
+    )
+    return graphdef, state, optimizer
