@@ -26,7 +26,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from mav_jax.parallel.sharding import batch_shards, parse_mesh
-from mav_jax.train.abstract_state import abstract_train_state, example_batch
+from mav_jax.train.abstract_state import abstract_train_state, example_batch, lower_train_step
 from mav_jax.train.model_flops import PEAK_TFLOPS
 
 # bf16 dense peak per chip, TFLOP/s (cited in train.model_flops.PEAK_TFLOPS).
@@ -80,22 +80,10 @@ def plan_step(config, mesh_shape: dict, per_device_batch: int, compile: bool = T
     from mav_jax.parallel import make_mesh
     from mav_jax.stages import stage_from_config
     from mav_jax.train.metrics import flops_per_device
-    from mav_jax.train.step import make_train_step
 
     stage = stage_from_config(config)
     mesh = make_mesh(mesh_shape)
-    graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
-    batch = example_batch(stage, per_device_batch * batch_shards(mesh))
-    step = make_train_step(
-        graphdef,
-        stage,
-        optimizer,
-        mesh,
-        state,
-        batch,
-        grad_accum_steps=config.train.grad_accum_steps,
-    )
-    lowered = step.lower(state, batch)
+    lowered, state, batch = lower_train_step(config, stage, mesh, per_device_batch)
     params = sum(math.prod(x.shape) for x in jax.tree.leaves(state.params))
     if not compile:
         cost = lowered.cost_analysis()

@@ -83,29 +83,14 @@ def check_mesh(mesh_shape: dict, devices: list, name: str, num_slices: int) -> N
 
 def compile_step(config, mesh_shape: dict, devices: list, per_device_batch: int) -> dict:
     """Compile the trainer's step for `devices`; the compiler's per-device figures."""
-    from mav_jax.nn.attention_kernels import kernels_mesh
     from mav_jax.parallel import make_mesh
     from mav_jax.stages import stage_from_config
-    from mav_jax.train.abstract_state import abstract_train_state, example_batch
-    from mav_jax.train.step import make_train_step
+    from mav_jax.train.abstract_state import lower_train_step
 
     stage = stage_from_config(config)
     mesh = make_mesh(mesh_shape, devices)
-    shards = mesh.shape.get("data", 1) * mesh.shape.get("fsdp", 1)
     began = time.perf_counter()
-    with kernels_mesh(mesh):
-        graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
-        batch = example_batch(stage, per_device_batch * shards)
-        step = make_train_step(
-            graphdef,
-            stage,
-            optimizer,
-            mesh,
-            state,
-            batch,
-            grad_accum_steps=config.train.grad_accum_steps,
-        )
-        compiled = step.lower(state, batch).compile()
+    compiled = lower_train_step(config, stage, mesh, per_device_batch)[0].compile()
     seconds = time.perf_counter() - began
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()
