@@ -114,6 +114,18 @@ def shards(tmp_path_factory):
     return str(folder / "{00000..00002}.tar")
 
 
+def _build_cli(dataset: str, *flags: str) -> subprocess.CompletedProcess:
+    """`python -m mav_jax.data.build DATASET FLAGS...`, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "mav_jax.data.build", dataset, *flags],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def _records(data_dir: str, dataset: str, split: str) -> list[tuple]:
     source = video_source(dataset, split, data_dir)
     return sorted(
@@ -206,21 +218,14 @@ def test_a_manifest_build_through_the_cli_skips_every_kind_of_bad_video(tmp_path
     manifest = tmp_path / "webvid.jsonl"
     manifest.write_text("\n".join(json.dumps({**r, "duration": "PT00H00M10S"}) for r in rows))
     data_dir = tmp_path / "tfds"
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "mav_jax.data.build", "video_collection"),
-            f"--data_dir={data_dir}",
-            f"--source={manifest}",
-            "--name=webvid",
-            "--frame_size=32",
-            f"--clip_frames={CLIP_FRAMES}",
-            f"--max_bytes={limit}",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = _build_cli(
+        "video_collection",
+        f"--data_dir={data_dir}",
+        f"--source={manifest}",
+        "--name=webvid",
+        "--frame_size=32",
+        f"--clip_frames={CLIP_FRAMES}",
+        f"--max_bytes={limit}",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "video_collection/webvid/2.0.0 video: 4 examples" in done.stdout
@@ -243,18 +248,11 @@ def test_a_manifest_build_through_the_cli_skips_every_kind_of_bad_video(tmp_path
 
 
 def test_bad_build_settings_are_clear_errors_through_the_cli(tmp_path):
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "mav_jax.data.build", "video_collection"),
-            f"--data_dir={tmp_path}",
-            f"--source={tmp_path}/none",
-            "--clip_frames=0",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = _build_cli(
+        "video_collection",
+        f"--data_dir={tmp_path}",
+        f"--source={tmp_path}/none",
+        "--clip_frames=0",
     )
     assert done.returncode == 1 and "error: --clip_frames must be >= 1" in done.stderr
 
@@ -305,19 +303,12 @@ def test_an_image_folder_built_through_the_cli_trains_the_image_phase(tmp_path):
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "fake.png").write_bytes(b"\x89PNG not really")
     data_dir = tmp_path / "tfds"
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "mav_jax.data.build", "image_collection"),
-            f"--data_dir={data_dir}",
-            f"--source={folder}",
-            "--name=cards",
-            "--frame_size=16",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = _build_cli(
+        "image_collection",
+        f"--data_dir={data_dir}",
+        f"--source={folder}",
+        "--name=cards",
+        "--frame_size=16",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "image_collection/cards/2.0.0 image_text: 10 examples" in done.stdout
