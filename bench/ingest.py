@@ -3,7 +3,8 @@ how many host cores feed one TPU host at the step times the plan tool gives.
 
     python bench/ingest.py [--plan_json=bench/results/plan_table.json] [--json=bench/results/ingest.json]
 
-Source video: a 640x360, 30 fps H.264 camera pan (libx264, crf 23, as web video is) over
+Source video: a 640x360, 30 fps H.264 camera pan (libx264, crf 23, as web video is; encoded by
+the builds' own `media.encode_segment`) over
 scikit-learn's two bundled photographs, so frames have natural-image statistics; nothing is
 downloaded. Everything runs pinned to one core (`os.sched_setaffinity`), so figures are per core.
 
@@ -65,32 +66,6 @@ def camera_pan(num_frames: int) -> np.ndarray:
     return np.stack(frames)
 
 
-def encode_h264(frames: np.ndarray, fps: int, crf: int) -> bytes:
-    import av
-
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf)})
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return buffer.getvalue()
-
-
-def decode_h264(data: bytes, last: int) -> list[np.ndarray]:
-    import av
-
-    out = []
-    with av.open(io.BytesIO(data)) as container:
-        for frame in container.decode(video=0):
-            out.append(frame.to_ndarray(format="rgb24"))
-            if len(out) > last:
-                break
-    return out
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / mse))
@@ -109,9 +84,10 @@ def storage(pan: np.ndarray) -> dict:
     from PIL import Image
 
     from mav_jax.data.clips import decode_frame
-    from mav_jax.data.media import encode_jpeg, square_frame
+    from mav_jax.data.media import decode_segment, encode_jpeg, encode_segment, square_frame
 
     sampled = list(range(0, CLIP_FRAMES, 5))  # D^t: 16 frames at skip 5
+    every = list(range(CLIP_FRAMES))
     results = {}
     for size in (64, 256):
         clip = np.stack([square_frame(f, size) for f in pan[:CLIP_FRAMES]])
@@ -135,13 +111,13 @@ def storage(pan: np.ndarray) -> dict:
                 "ms_decode_16": 1e3
                 * best_seconds(lambda fr=frames: [decode_frame(fr[i]) for i in sampled]),
             }
-        segment = encode_h264(clip, SOURCE_FPS, crf=18)
-        decoded = np.stack(decode_h264(segment, CLIP_FRAMES))
+        segment = encode_segment(clip, SOURCE_FPS, crf=18)
+        decoded = np.stack(decode_segment(segment, every))
         row["h264_crf18"] = {
             "kib_per_clip": len(segment) / 1024,
             "psnr_db": psnr(decoded[:CLIP_FRAMES], clip),
-            "ms_decode_76": 1e3 * best_seconds(lambda s=segment: decode_h264(s, CLIP_FRAMES)),
-            "ms_decode_16": 1e3 * best_seconds(lambda s=segment: decode_h264(s, sampled[-1])),
+            "ms_decode_76": 1e3 * best_seconds(lambda s=segment: decode_segment(s, every)),
+            "ms_decode_16": 1e3 * best_seconds(lambda s=segment: decode_segment(s, sampled)),
         }
         results[size] = row
     big = [encode_jpeg(square_frame(f, 256), 90) for f in pan[:CLIP_FRAMES]]
@@ -246,10 +222,12 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "bench/results/ingest.json"))
     parser.add_argument("--loader_seconds", type=float, default=10.0)
     args = parser.parse_args()
+    from mav_jax.data.media import encode_segment
+
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
 
     pan = camera_pan(SOURCE_FRAMES)
-    source = encode_h264(pan, SOURCE_FPS, crf=23)
+    source = encode_segment(pan, SOURCE_FPS, crf=23)
     results = {
         "source": {"size": SOURCE_SIZE, "frames": SOURCE_FRAMES, "kib": len(source) / 1024},
         "storage": storage(pan),

@@ -13,19 +13,16 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
+from mav_jax.data.augment import resize_shorter_side
 from mav_jax.data.skips import Skipped
 
 
 def square_frame(frame: np.ndarray, size: int) -> np.ndarray:
     """(H, W, 3) uint8 -> (size, size, 3): shorter side to `size` (bilinear), centre crop."""
-    height, width, _ = frame.shape
-    scale = size / min(height, width)
-    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-    image = Image.fromarray(frame)
-    if (new_h, new_w) != (height, width):
-        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)))
+    resized = resize_shorter_side(frame[None], size)[0]
+    height, width, _ = resized.shape
+    top, left = (height - size) // 2, (width - size) // 2
+    return np.ascontiguousarray(resized[top : top + size, left : left + size])
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
