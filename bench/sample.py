@@ -69,6 +69,7 @@ def main() -> None:
     per_video = {name: timed(fn, args.repeats) / args.videos for name, fn in stages.items()}
     timings_path = pathlib.Path(args.checkpoints).parent / "timings.json"
     quickstart = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    quickstart = quickstart.get("seconds", quickstart)  # older files: bare seconds per stage
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{jax.device_count()} {jax.devices()[0].platform} device(s)",

@@ -30,6 +30,7 @@ import optax
 from flax import nnx
 
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig
+from mav_jax.train.model_flops import host_matmul_gflops
 
 BATCH, FRAMES, SIZE, CHANNELS = 4, 8, 32, 3
 CONFIG = UNetConfig(
@@ -52,15 +53,6 @@ def _median_ms(step, steps: int, warmup: int) -> tuple[float, list[float]]:
         step()
         times.append(1000 * (time.perf_counter() - start))
     return statistics.median(times), times
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """Plain float32 n x n matmul throughput through XLA on this host: the roofline."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    mm = jax.jit(lambda x: x @ x)
-    mm(a).block_until_ready()
-    ms, _ = _median_ms(lambda: mm(a).block_until_ready(), repeats, 2)
-    return 2 * n**3 / (ms / 1000) / 1e9
 
 
 def bench_mav_jax(
@@ -200,7 +192,7 @@ def main() -> None:
         "devices": [str(d) for d in jax.devices()],
     }
     ours = bench_mav_jax(args.steps, args.warmup)
-    roofline = matmul_gflops()
+    roofline = host_matmul_gflops()
     result = {
         "host": host,
         "config": {"batch": BATCH, "frames": FRAMES, "size": SIZE},

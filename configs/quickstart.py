@@ -142,7 +142,7 @@ def stages(
     c = clip.get_config("tiny")
     c.clip.update(image_size=KEYFRAME_RESOLUTION, patch_size=4)  # 16 patches, as 32 / 8
     c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION)
-    _train(c, steps(3000), 64, 1e-3)
+    _train(c, steps(2400), 64, 1e-3)
     runs.append(("clip", c))
 
     c = prior.get_config("tiny")
@@ -169,7 +169,7 @@ def stages(
             # across a video 75 / 82%, colour 100% at both; 2400 at lr 2e-3, 63%. (1500-step CLIP,
             # twice the image phase: 600 steps, 36%. Width 32, lr 5e-4: 1500 steps 48%; 5000 steps,
             # on a GPU, 62-63%.) `--steps=keyframes_video=N` asks for more.
-            _train(c, steps(2400), 16, 4e-3)
+            _train(c, steps(1800), 16, 4e-3)
         else:
             # The decoder is where the digit was lost (bench/prompt_fidelity.py): at width 32, 820
             # steps x 48 drew the prompt's digit in 14% of images (chance 10%), 1640 x 48 in 33%.
@@ -194,7 +194,7 @@ def stages(
     c.data.update(
         data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_keyframes=3, keyframe_skip=3
     )
-    _train(c, steps(800), 8, 2e-3)
+    _train(c, steps(640), 8, 2e-3)
     runs.append(("interpolation", c))
 
     # No attention (as the SR configs), and trained on native-pixel patches of half the frame:
@@ -207,7 +207,7 @@ def stages(
     c.unet.update(sr_unet)
     c.diffusion.update(start_strength=SR_START, low_res_consistency=SR_HELD)
     c.data.update(data_dir=data_dir, resolution=32, crop=16, factor=2, num_frames=4)
-    _train(c, steps(900), 16, 6e-3)
+    _train(c, steps(600), 16, 6e-3)
     runs.append(("sr_low", c))
 
     c = sr_high.get_config("tiny")
@@ -216,7 +216,7 @@ def stages(
     c.data.update(
         dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2
     )
-    _train(c, steps(900), 16, 6e-3)
+    _train(c, steps(600), 16, 6e-3)
     runs.append(("sr_high", c))
     return _override_steps(runs, run_steps or {})
 

@@ -7,7 +7,8 @@
 3. Samples the cascade for a few prompts into DIR/samples (MP4, GIF, PNG contact sheets).
 
 Interrupted, the same command resumes: finished stages are skipped (their export exists) and the
-stage in progress resumes from its newest checkpoint. Timings go to DIR/timings.json.
+stage in progress resumes from its newest checkpoint. Seconds per stage go to DIR/timings.json,
+with this host's float32 matmul GFLOP/s measured at the start and end (the day's speed).
 
 `--steps=RUN=N` changes one run's training steps, e.g. `--steps=keyframes_video=5000` for keyframes
 whose digit moves (configs/quickstart.py); run again with more steps on a finished workdir, that
@@ -164,7 +165,26 @@ def prepare_run(name: str, config, workdir: str) -> dict[str, str | None] | None
     return current
 
 
-def train_stage(name: str, config, workdir: str, timings: dict) -> None:
+def read_timings(path: str) -> dict:
+    """timings.json: {"seconds": {stage: s}, "minutes": total, "host_matmul_gflops": [...]}, one
+    matmul figure per start and end of a run (a resumed workdir adds to them); an older file of
+    bare seconds per stage is read as the seconds."""
+    if not os.path.exists(path):
+        return {"seconds": {}, "minutes": 0.0, "host_matmul_gflops": []}
+    with open(path) as f:
+        recorded = json.load(f)
+    if "seconds" not in recorded:
+        recorded = {"seconds": recorded}
+    return {"minutes": 0.0, "host_matmul_gflops": [], **recorded}
+
+
+def write_timings(path: str, timings: dict) -> None:
+    timings["minutes"] = round(sum(timings["seconds"].values()) / 60, 2)
+    with open(path, "w") as f:
+        json.dump(timings, f, indent=1)
+
+
+def train_stage(name: str, config, workdir: str, seconds: dict) -> None:
     """Train (or resume) one run, then export it; skipped when its export is current."""
     from mav_jax.train.trainer import train_and_evaluate
     from mav_jax.train.weights import export_inference
@@ -177,7 +197,7 @@ def train_stage(name: str, config, workdir: str, timings: dict) -> None:
     began = time.perf_counter()
     # A resumed run adds to the time its earlier part took; a run started afresh replaces it.
     resumed = os.path.exists(run_dir)
-    spent = timings.get(name, 0.0) if resumed else 0.0
+    spent = seconds.get(name, 0.0) if resumed else 0.0
     if not resumed:
         os.makedirs(run_dir)
         with open(os.path.join(run_dir, INPUTS_FILE), "w") as f:
@@ -185,7 +205,7 @@ def train_stage(name: str, config, workdir: str, timings: dict) -> None:
     logging.info("%s: training %d steps in %s", name, config.train.num_steps, run_dir)
     train_and_evaluate(config, run_dir)
     export_inference(run_dir, export, inputs=inputs)
-    timings[name] = spent + time.perf_counter() - began
+    seconds[name] = spent + time.perf_counter() - began
 
 
 def main(argv) -> None:
@@ -196,6 +216,7 @@ def main(argv) -> None:
     from mav_jax.data.video_io import write_outputs
     from mav_jax.parallel import make_mesh
     from mav_jax.stages import to_uint8
+    from mav_jax.train.model_flops import host_matmul_gflops
 
     cli_logging.setup()
     workdir = os.path.abspath(_WORKDIR.value)
@@ -206,17 +227,16 @@ def main(argv) -> None:
         raise app.UsageError(str(error)) from error
     os.makedirs(workdir, exist_ok=True)
     timings_path = os.path.join(workdir, "timings.json")
-    timings = {}
-    if os.path.exists(timings_path):
-        with open(timings_path) as f:
-            timings = json.load(f)
+    timings = read_timings(timings_path)
+    # The host's speed today, beside the times: a day when this machine is slower shows here.
+    timings["host_matmul_gflops"].append(round(host_matmul_gflops(), 1))
     began = time.perf_counter()
     ensure_datasets(data_dir)
-    timings["datasets"] = timings.get("datasets", 0.0) + time.perf_counter() - began
+    seconds = timings["seconds"]
+    seconds["datasets"] = seconds.get("datasets", 0.0) + time.perf_counter() - began
     for name, config in runs:
-        train_stage(name, config, workdir, timings)
-        with open(timings_path, "w") as f:
-            json.dump(timings, f, indent=1)
+        train_stage(name, config, workdir, seconds)
+        write_timings(timings_path, timings)
 
     began = time.perf_counter()
     cascade = Cascade.load(os.path.join(workdir, "checkpoints"), make_mesh({"data": -1}))
@@ -236,11 +256,15 @@ def main(argv) -> None:
                 )
     with open(os.path.join(samples, "captions.jsonl"), "w") as f:
         f.writelines(json.dumps(c) + "\n" for c in captions)
-    timings["sampling"] = time.perf_counter() - began
-    with open(timings_path, "w") as f:
-        json.dump(timings, f, indent=1)
-    total = sum(timings.values())
-    print(f"Quickstart done in {total / 60:.1f} min of work; videos in {samples}", file=sys.stderr)
+    seconds["sampling"] = time.perf_counter() - began
+    timings["host_matmul_gflops"].append(round(host_matmul_gflops(), 1))
+    write_timings(timings_path, timings)
+    print(
+        f"Quickstart done in {timings['minutes']:.1f} min of work (host matmul "
+        f"{' / '.join(map(str, timings['host_matmul_gflops'][-2:]))} GFLOP/s at start / end); "
+        f"videos in {samples}, timings in {timings_path}",
+        file=sys.stderr,
+    )
 
 
 def cli() -> None:

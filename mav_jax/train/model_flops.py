@@ -14,6 +14,8 @@ MFU = model FLOPs per device per second / the chip's dense bf16 peak (`PEAK_TFLO
 from __future__ import annotations
 
 import math
+import statistics
+import time
 
 import jax
 
@@ -94,3 +96,20 @@ def train_step_model_flops(stage, graphdef, abstract_params, abstract_batch) -> 
         return stage.loss(model, batch, jax.random.key(0))[0]
 
     return 3.0 * forward_flops(loss, abstract_params, abstract_batch)
+
+
+def host_matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Plain float32 n x n matmul GFLOP/s through XLA on the default device (median of
+    `repeats`): how fast this host is today, the yardstick for comparing timings across days."""
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    matmul = jax.jit(lambda x: x @ x)
+    for _ in range(2):
+        matmul(a).block_until_ready()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).block_until_ready()
+        seconds.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(seconds) / 1e9

@@ -20,7 +20,8 @@ from mav_jax.nn import transplant_spatial_params
 from mav_jax.parallel import DEFAULT_RULES, abstract_model_params, make_mesh, rules_from_config
 from mav_jax.parallel.sharding import Rules
 from mav_jax.stages import stage_from_config
-from mav_jax.train.checkpoints import Checkpointer, abstract_like
+from mav_jax.train.abstract_state import abstract_train_state
+from mav_jax.train.checkpoints import Checkpointer
 from mav_jax.train.optimizer import make_optimizer
 from mav_jax.train.step import sharded_init, train_state_from_params
 
@@ -72,9 +73,10 @@ def restore_training_ema(
                 f"No checkpoint in {directory}; train first (python -m mav_jax.train ...)."
             )
         config = ml_collections.ConfigDict(ckpt.restore_config(max(steps)))
-        stage = stage_from_config(config)
-        graphdef, state, _ = build_train_state(config, stage, mesh)
-        restored = ckpt.restore_latest(abstract_like(state))
+        # Shapes only: building a real state to restore onto compiled and ran the random init
+        # (about 10 s for a quickstart U-Net) only to overwrite it.
+        graphdef, target, _ = abstract_train_state(config, stage_from_config(config), mesh)
+        restored = ckpt.restore_latest(target)
         if restored is None:
             raise ValueError(f"Every checkpoint in {directory} is damaged: {ckpt.damaged}.")
         step, state, _, saved = restored
