@@ -31,11 +31,11 @@ def clip_model_config(variant: str) -> ml_collections.ConfigDict:
                 text_heads=2,
                 activation="quick_gelu",
                 remat=False,
-                attention_impl="auto",  # auto, xla, splash (TPU) or cudnn (GPU)
+                attention_impl="auto",  # Attention kernel: auto, xla, splash (TPU) or cudnn (GPU).
             )
         )
     return ml_collections.ConfigDict(
-        dict(  # ViT-L/14 at 224 (Radford et al. 2021, table 20)
+        dict(  # ViT-L/14 at 224
             embed_dim=768,
             image_size=224,
             patch_size=14,
@@ -87,9 +87,9 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
 
     config.train = common.train_config(variant)
     config.train.learning_rate = 5e-4
-    config.train.weight_decay = 0.0 if tiny else 0.2  # CLIP paper: 0.2
+    config.train.weight_decay = 0.0 if tiny else 0.2  # AdamW weight decay.
     config.train.global_batch_size = 32 if tiny else 32768
-    config.train.num_samples = 0  # CLIP makes no videos; its accuracy is logged instead
+    config.train.num_samples = 0  # Sample videos: none (CLIP's accuracy is logged instead).
     config.mesh = common.mesh_config()
     config.evals = common.evals_config(variant, "retrieval")
     return config

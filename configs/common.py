@@ -31,7 +31,7 @@ def unet_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     cfg.num_context_tokens = 4
     cfg.null_embedding = "learned"
     cfg.remat = False
-    cfg.attention_impl = "auto"  # auto, xla, splash (TPU) or cudnn (GPU)
+    cfg.attention_impl = "auto"  # Attention kernel: auto, xla, splash (TPU) or cudnn (GPU).
     if variant == "tiny":
         cfg.base_channels = 32
         cfg.channel_mults = (1, 2)
@@ -41,7 +41,7 @@ def unet_config(variant: str = "tiny") -> ml_collections.ConfigDict:
         cfg.dropout = 0.0
         cfg.embedding_dim = 64
         cfg.dtype = "float32"
-    else:  # unCLIP's 64x64 decoder scale (Ramesh et al. 2022): width 320, mults 1-2-3-4.
+    else:  # paper: unCLIP's 64x64 decoder scale.
         cfg.base_channels = 320
         cfg.channel_mults = (1, 2, 3, 4)
         cfg.num_res_blocks = 3
@@ -56,15 +56,12 @@ def unet_config(variant: str = "tiny") -> ml_collections.ConfigDict:
 
 def diffusion_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
-    cfg.schedule = "cosine"  # or "linear"
+    cfg.schedule = "cosine"  # Noise schedule: "cosine" or "linear".
     cfg.num_timesteps = 1000
-    # v (Salimans & Ho 2022), as Imagen Video: with eps the x0 implied at high noise is the
-    # network's error over alpha_t (~5e-5 at the cosine schedule's end), so samples from noise
-    # commit early to saturated colour fields (bench/sampling_drift.py measured it).
-    cfg.prediction = "v"  # "eps", "v" or "x0"
-    cfg.min_snr_gamma = 0.0  # > 0: Min-SNR-gamma timestep weighting (Hang et al. 2023), e.g. 5
-    cfg.condition_drop_rate = 0.1  # classifier-free guidance dropout at training
-    cfg.sampler = "ddim"  # or "ddpm"
+    cfg.prediction = "v"  # What the network predicts: "eps", "v" or "x0".
+    cfg.min_snr_gamma = 0.0  # Min-SNR-gamma loss weighting's gamma, e.g. 5 (0: off).
+    cfg.condition_drop_rate = 0.1  # Rate the conditioning is dropped in training (for guidance).
+    cfg.sampler = "ddim"  # Sampler: "ddim" or "ddpm".
     cfg.sampling_steps = 50
     cfg.guidance_scale = 3.0
     return cfg
@@ -81,20 +78,19 @@ def train_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     tiny = variant == "tiny"
     cfg = ml_collections.ConfigDict()
     cfg.num_steps = 200 if tiny else 300_000
-    cfg.global_batch_size = 16 if tiny else 1024  # over all hosts; split over data x fsdp
-    cfg.grad_accum_steps = 1  # micro-batches per step (the batch is split, gradients summed)
+    cfg.global_batch_size = 16 if tiny else 1024  # Batch over all hosts, split over data x fsdp.
+    cfg.grad_accum_steps = 1  # Micro-batches per step (the batch is split, gradients summed).
     cfg.learning_rate = 2e-4 if tiny else 1e-4
     cfg.warmup_steps = 20 if tiny else 10_000
     cfg.weight_decay = 0.0
     cfg.clip_norm = 1.0
     cfg.ema_decay = 0.99 if tiny else 0.9999
-    cfg.temporal_only = False  # video phase: train only temporal layers (+ fps embedding); the
-    # spatial ones are not differentiated (quickstart D^t: 1.3x the samples/s)
+    cfg.temporal_only = False  # Video phase: train only temporal layers (+ fps embedding).
     cfg.log_every = 10 if tiny else 100
     cfg.checkpoint_every = 100 if tiny else 5000
     cfg.keep_checkpoints = 3
-    cfg.sample_every = 0 if tiny else 20_000  # 0: samples at the end only
-    cfg.num_samples = 4  # sample videos written at sample_every and at the end; 0: none
+    cfg.sample_every = 0 if tiny else 20_000  # Steps between sample videos (0: at the end only).
+    cfg.num_samples = 4  # Sample videos written at sample_every and at the end (0: none).
     cfg.sample_steps = 20 if tiny else 100
     return cfg
 

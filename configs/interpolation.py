@@ -21,32 +21,23 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.stage = "interpolation"
     config.variant = variant
-    config.init_from = ""  # the keyframe stage's video-phase workdir or export
+    config.init_from = ""  # The keyframe stage's video-phase workdir or export to start from.
     config.seed = 0
     config.unet = common.unet_config(variant)
     config.clip_from = ""
-    config.unet.embedding_dim = 0 if tiny else 768  # as configs/keyframes.py
+    config.unet.embedding_dim = 0 if tiny else 768  # CLIP embedding width, as configs/keyframes.py.
     config.diffusion = common.diffusion_config()
-    # Correlation of the frames' initial noise at sampling (0: independent, as trained; 1: the
-    # same noise for every frame). Mixed noise (Ge et al. 2023) makes frames agree on what
-    # their own noise would otherwise pick at random, where the temporal layers do not.
+    # Correlation of the frames' initial noise at sampling (0: independent; 1: identical).
     config.diffusion.frame_noise_correlation = 0.0
-    # At every sampler step, set the given frames of x_t to their forward-noised values, as
-    # training shows them (it noises the whole clip). Off, the frames between follow the sampler's
-    # own version of the given frames. Quickstart, 32 held-out clips: in-between MSE 0.028 -> 0.024.
+    # Sampling: set the given frames of x_t to their forward-noised values at every step.
     config.diffusion.hold_given_frames = True
-    # < 1: the frames to generate start from the linear blend of the given frames on either side,
-    # forward-noised to where this fraction of the sampler's steps is left (SDEdit); the sampler
-    # then runs those steps. 1: from pure noise, as the paper.
+    # Fraction of sampler steps left when starting from the given frames' blend (1: pure noise).
     config.diffusion.start_strength = 1.0
-    # With a start < 1: the blend first moves each given frame along the translation between
-    # them (phase correlation), so a moving object is carried across, not cross-faded.
+    # With a start < 1: the blend moves each given frame along the translation between them.
     config.diffusion.start_follows_motion = False
-    # With it: a single given frame (animation) starts moving this many pixels a frame, each video
-    # in a random direction (frames past the last given one of several move on at their velocity).
-    # 0: the frames start from its copy, so at a low start the video barely moves.
+    # With it: start speed of an animated single frame, pixels a frame in a random direction.
     config.diffusion.animation_speed = 0.0
-    # The keyframes already carry most of the content: sample without guidance (1.0) by default.
+    # Classifier-free guidance scale at sampling (1.0: no guidance).
     config.diffusion.guidance_scale = 1.0
 
     config.data = ml_collections.ConfigDict()
@@ -55,9 +46,9 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.data.video_split = "video"
     config.data.resolution = 32 if tiny else 64
     config.data.num_keyframes = 3 if tiny else 16
-    config.data.keyframe_skip = 3 if tiny else 5  # tiny: 3 -> 7 frames; paper: 16 -> 76
-    config.data.frame_skips = (1,)  # the frame skip of the interpolated clip in the source video
-    config.data.mode_weights = (0.7, 0.15, 0.15)  # interpolate, extrapolate, animate
+    config.data.keyframe_skip = 3 if tiny else 5  # k: output frames per interval between keyframes.
+    config.data.frame_skips = (1,)  # Frame skip of the interpolated clip in the source video.
+    config.data.mode_weights = (0.7, 0.15, 0.15)  # Training mix: interpolate, extrapolate, animate.
     config.data.flip = False
     config.data.worker_count = 0
 

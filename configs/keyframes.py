@@ -20,50 +20,39 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.stage = "keyframes"
     config.variant = variant
-    config.phase = "image"  # "image" (D) or "video" (D^t)
-    config.init_from = ""  # video phase: workdir or export of the image phase
+    config.phase = "image"  # Training phase: "image" (D) or "video" (D^t).
+    config.init_from = ""  # Video phase: workdir or export of the image phase to start from.
     config.seed = 0
 
     config.unet = common.unet_config(variant)
-    # Conditioning on the CLIP image embedding of a frame of each clip (what lets D^t learn from
-    # unlabeled video): name a CLIP export and set embedding_dim to its width (tiny CLIP: 64;
-    # ViT-L/14: 768). embedding_dim=0 trains an unconditional decoder (timestep and fps only).
+    # CLIP export whose image embedding of a frame of each clip conditions the decoder.
     config.clip_from = ""
+    # Width of that embedding (tiny CLIP: 64; ViT-L/14: 768); 0: unconditional (timestep, fps).
     config.unet.embedding_dim = 0 if tiny else 768
     config.diffusion = common.diffusion_config()
-    # Correlation of the frames' initial noise at sampling (0: independent, as trained; 1: the
-    # same noise for every frame). Mixed noise (Ge et al. 2023) makes frames agree on what
-    # their own noise would otherwise pick at random, where the temporal layers do not.
+    # Correlation of the frames' initial noise at sampling (0: independent; 1: identical).
     config.diffusion.frame_noise_correlation = 0.0
-    # The same mixed noise in the video phase's training loss (PYoCo trains and samples with it);
-    # 0: independent frames. At the quickstart's 150 video steps 0.8 did not help, nor 0.5 at 1200
-    # (the digit moves as far as in real clips, but jerkily, and is drawn less often; bench README).
+    # Correlation of the frames' noise in the video phase's training loss (0: independent).
     config.diffusion.training_frame_noise_correlation = 0.0
-    # Warped noise (Burgert et al. 2025; diffusion/frame_motion.py): in training, the shared part
-    # of the frames' noise follows each clip's own translation; at sampling, it drifts this many
-    # pixels a frame in a random direction per video. Both need the correlations above > 0.
+    # Training: the shared part of the frames' noise follows each clip's own translation.
     config.diffusion.training_noise_follows_motion = False
+    # Sampling: pixels a frame the shared noise drifts, in a random direction per video.
     config.diffusion.frame_noise_drift = 0.0
-    # Sampling: > 0 samples the keyframes twice; the second pass starts from the first's middle
-    # keyframe (the frame the CLIP embedding describes) moved at the first's own median velocity,
-    # noised, with this fraction of the sampler's steps left (SDEdit), so the digit keeps one
-    # shape and one speed across the keyframes. 0: one pass, as in the paper.
+    # Sampling: fraction of steps left for a second, motion-steadied pass (0: one pass).
     config.diffusion.steady_motion_strength = 0.0
-    # Sampling: draw this many keyframe videos per prompt and keep the one whose middle
-    # keyframe CLIP embeds closest to the prompt's embedding (CLIP reranking). 1: one draw, as in
-    # the paper.
+    # Sampling: keyframe videos drawn per prompt, keeping the one CLIP finds closest to it.
     config.diffusion.candidates = 1
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset = "moving_digits/tiny" if tiny else "moving_digits/small"
-    config.data.data_dir = ""  # empty: $TFDS_DATA_DIR, else ~/tensorflow_datasets
+    config.data.data_dir = ""  # TFDS directory (empty: $TFDS_DATA_DIR, else ~/tensorflow_datasets).
     config.data.image_split = "image_text"
     config.data.video_split = "video"
     config.data.resolution = 32 if tiny else 64
-    config.data.num_frames = 8 if tiny else 16  # video phase; the image phase uses 1
+    config.data.num_frames = 8 if tiny else 16  # Frames per clip in the video phase (image: 1).
     config.data.frame_skips = (1, 2, 3, 4)
     config.data.fps_distribution = "uniform"
-    config.data.flip = False  # mirrored digits are not digits
+    config.data.flip = False  # Random horizontal flips in training.
     config.data.worker_count = 0
 
     config.train = common.train_config(variant)

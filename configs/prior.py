@@ -22,7 +22,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.stage = "prior"
     config.variant = variant
     config.seed = 0
-    config.clip_from = ""  # a CLIP export directory (required)
+    config.clip_from = ""  # CLIP export directory (required).
     config.clip_tokenizer = clip_configs.tokenizer_spec(variant)
     config.prior = ml_collections.ConfigDict(
         dict(
@@ -34,11 +34,11 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
             num_heads=2 if tiny else 32,
             dtype="float32" if tiny else "bfloat16",
             remat=not tiny,
-            attention_impl="auto",  # auto, xla, splash (TPU) or cudnn (GPU)
+            attention_impl="auto",  # Attention kernel: auto, xla, splash (TPU) or cudnn (GPU).
         )
     )
     config.diffusion = common.diffusion_config()
-    config.diffusion.sampling_steps = 25 if tiny else 64  # unCLIP samples its prior in 64 steps
+    config.diffusion.sampling_steps = 25 if tiny else 64  # Sampler steps for the prior.
     config.diffusion.guidance_scale = 2.0 if tiny else 4.0
 
     config.data = clip_configs.image_text_data(variant)
@@ -46,7 +46,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.train = common.train_config(variant)
     config.train.global_batch_size = 32 if tiny else 4096
     config.train.learning_rate = 5e-4 if tiny else 1.1e-4
-    config.train.num_samples = 0  # the prior makes embeddings, not videos
+    config.train.num_samples = 0  # Sample videos: none (the prior makes embeddings).
     config.mesh = common.mesh_config()
     config.evals = common.evals_config(variant)
     return config

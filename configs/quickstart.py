@@ -16,12 +16,7 @@ import ml_collections
 from mav_jax.configs import clip, interpolation, keyframes, prior, sr_high, sr_low
 
 KEYFRAME_RESOLUTION = 16  # D^t's and ↑F's frames, and CLIP's and the prior's images
-# D^t's and ↑F's U-Net. 16 base channels, not 32: a third of the cost a step, so D^t gets the
-# 2400 video steps its temporal layers need to move the digit, at a higher learning rate
-# (bench/prompt_fidelity.py, 0.8 correlation; the digit's centre steps 2.03 px a frame in real
-# clips): width 32, 150 steps: step 0.64 px, digit right in 28% of frames; width 16, 1500 steps
-# at lr 5e-4: 1.03 px, 28%; at 2e-3: 1.26 px, 47%; at 4e-3: 1.19 px, 55%.
-UNET = dict(
+UNET = dict(  # D^t's and ↑F's U-Net
     base_channels=16,
     channel_mults=(1, 2),
     num_res_blocks=1,
@@ -30,46 +25,12 @@ UNET = dict(
     embedding_dim=64,
     dropout=0.0,
 )
-# Sampling only (training is unchanged): D^t's keyframes start from mixed noise, 0.8 correlated,
-# so they agree on the digit's shape (more than the temporal layers of so short a run make them),
-# and the shared part drifts 2 pixels a frame (diffusion/frame_motion.py; the digit's centre steps
-# 2.03 px a keyframe in real clips), so the digit it seeds moves steadily instead of staying put.
-# bench/prompt_fidelity.py, 80 prompts (real clips: centre travels 4.50 px first to last,
-# straightness 0.62): at 0.5 and no drift, travel 2.47 px, straightness 0.44, digit right in 53%
-# of frames; at 0.8 and no drift 1.74, 0.39, 48%; at 0.8 and drift 1, 2, 3: travel 3.39, 3.84,
-# 3.71, straightness 0.55, 0.55, 0.50, digit 50, 48, 47%. Not for ↑F: on held-out keyframes its
-# in-between MSE went 0.029 -> 0.043 at 0.8.
+# Sampling aids (not in the paper; training is unchanged). D^t's frame noise: correlation and
+# pixels a frame its shared part drifts.
 FRAME_NOISE_CORRELATION, FRAME_NOISE_DRIFT = 0.8, 2.0
-# Sampling only: D^t samples twice, the second pass from the first's middle keyframe moved at the
-# first's median velocity (at the drift's, where the first left the digit in place), with 0.2 of
-# its steps left (stages/keyframes.py), so the digit keeps one shape and one speed; the first
-# pass's speed varied from keyframe to keyframe (the change in its step, 1.92 px, was more than
-# its step, 1.74) and its end keyframes changed digit more often. bench/prompt_fidelity.py, 80
-# prompts, keyframes, one pass -> second pass at 0.2 (at 0.1 / 0.3 / 0.5 of the steps, without
-# the fallback for still digits: bench/README.md): change in step 1.92 -> 0.58 px (real clips
-# 1.57, with bounces), straightness 0.55 -> 0.96 (real 0.62), travel 3.84 -> 5.18 px (real 4.50),
-# the same digit across a video 61% -> 72%, digit 48% -> 46%, colour 90% -> 89%.
-STEADY_MOTION_STRENGTH = 0.2
-# Sampling only: D^t's classifier-free guidance scale (3 elsewhere). bench/prompt_fidelity.py, 80
-# prompts, keyframes, two passes as above, guidance 3 / 4 / 5 / 7 / 10: digit 46 / 49 / 50 / 43 /
-# 44%, colour 89 / 93 / 93 / 94 / 95%, the same digit across a video 72 / 76 / 79 / 76 / 74%; the
-# step's change 0.58 / 0.66 / 0.64 / 0.66 / 0.75 px. At 1 and 2 (one pass) the prompt was lost.
-KEYFRAME_GUIDANCE = 5.0
-# Sampling only: ↑F and the SR stages start part-way down their samplers' schedules from a guess
-# (↑F: the keyframes' blend, each moved along the translation between them; SR: the upsampled
-# input), noised; SDEdit, Meng et al. 2022. So short a run leaves ↑F worse than its guess on
-# held-out clips, and from pure noise it invents shape that flickers. bench/interpolation_quality.py,
-# in-between MSE: from noise 0.0185; from the linear blend at 0.5, 0.0136; from the
-# motion-compensated blend at 0.5, 0.0115, at 0.3, 0.0084 (flicker 0.88; real clips 1), at 0.1,
-# 0.0056 (flicker 0.71), against 0.0107 and 0.0052 for the two blends themselves: ↑F adds nothing
-# the blend has not, so it starts low. bench/prompt_fidelity.py --through=interpolation, 0.3 ->
-# 0.1: digit 0.70 -> 0.72 of frames, the digit's step change 0.46 -> 0.33 px a frame.
-# The SR stages (lr 6e-3, below) start from pure noise, as the paper, and hold every step's
-# prediction to their input (each 2x2 block's mean to the input pixel; DDNM, Wang et al. 2023).
-# bench/sr_quality.py, held-out, MSE / colour error: SR_h 0.0026 / 0.0264 unheld -> 0.0007 /
-# 0.0066 held (bilinear upsampling 0.0074 / 0.0077; unheld from the upsampled input at 0.4,
-# the recipe before, 0.0033 / 0.0176; held at 0.4, 0.0012 / 0.0072); SR^t_l 0.0176 / 0.0420 ->
-# 0.0046 / 0.0110 (bilinear 0.0143 / 0.0142; unheld at 0.4, 0.0097 / 0.0274).
+STEADY_MOTION_STRENGTH = 0.2  # D^t's second pass from the first's moved middle keyframe
+KEYFRAME_GUIDANCE = 5.0  # D^t's classifier-free guidance scale (3 elsewhere)
+# Where ↑F and the SR stages start (1: pure noise), and how far SR is held to its input.
 INTERPOLATION_START, SR_START, SR_HELD = 0.1, 1.0, 1.0
 PROMPTS = (
     "a red 3 moving right",
@@ -132,14 +93,8 @@ def stages(
     steps = lambda n: max(int(n * scale), 2)  # noqa: E731
     runs = []
 
-    # At the keyframes' 16x16, the resolution every frame CLIP embeds downstream has (D^t's and
-    # ↑F's conditioning, `--image`): zero-shot digit accuracy on held-out frames ("a red 0" ...
-    # "a red 9") 0.63, against 0.50 for the same CLIP at 32x32 and 0.36 for that one fed 16x16.
-    # 3000 steps, not 1500: the CLIP was where the keyframes lost the digit. Zero-shot 0.63 ->
-    # 0.77, a linear probe of its image embedding 0.76 -> 0.87 (4500 steps: 0.89); keyframes from
-    # prompts (bench/prompt_fidelity.py, the prior and D^t retrained on it) digit 50% -> 61%.
-    # Twice D^t's image phase or the prior's steps instead gained nothing (bench/README.md).
-    c = clip.get_config("tiny")
+    # Every run: _train(config, steps, global batch, learning rate). Why these: docs/results.md.
+    c = clip.get_config("tiny")  # at the keyframes' 16x16, the frames it embeds downstream
     c.clip.update(image_size=KEYFRAME_RESOLUTION, patch_size=4)  # 16 patches, as 32 / 8
     c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION)
     _train(c, steps(2400), 64, 1e-3)
@@ -164,29 +119,14 @@ def stages(
             c.diffusion.frame_noise_drift = FRAME_NOISE_DRIFT
             c.diffusion.steady_motion_strength = STEADY_MOTION_STRENGTH
             c.diffusion.guidance_scale = KEYFRAME_GUIDANCE
-            # About 9.5 minutes here. bench/prompt_fidelity.py, 80 prompts, keyframes, the 3000-step
-            # CLIP: 1200 / 2400 steps draw the prompt's digit in 61 / 67% of frames, the same digit
-            # across a video 75 / 82%, colour 100% at both; 2400 at lr 2e-3, 63%. (1500-step CLIP,
-            # twice the image phase: 600 steps, 36%. Width 32, lr 5e-4: 1500 steps 48%; 5000 steps,
-            # on a GPU, 62-63%.) `--steps=keyframes_video=N` asks for more.
             _train(c, steps(1800), 16, 4e-3)
         else:
-            # The decoder is where the digit was lost (bench/prompt_fidelity.py): at width 32, 820
-            # steps x 48 drew the prompt's digit in 14% of images (chance 10%), 1640 x 48 in 33%.
-            # At lr 3e-3 (width 16, then D^t as above) colour fell from 89% to 80%, digit as good.
             _train(c, steps(1640), 32, 1e-3)
         runs.append((f"keyframes_{phase}", c))
 
-    # Conditioned on CLIP as D^t is (it starts with D^t's conditioning weights). Trained on clips
-    # of 3 keyframes (7 frames), half the cost of 5 (13): twice the steps for the same time. The
-    # frame positions are sinusoidal, so it samples the cascade's 13 frames all the same.
-    # bench/interpolation_quality.py: held-out in-between MSE 0.040 -> 0.029 for the change.
-    # At width 16, 800 steps at lr 2e-3 (160 s): MSE 0.0183, flicker 1.32; 400 at 1e-3: 0.0233,
-    # 1.48 (width 32, 400 at 1e-3, 177 s: 0.0216, 1.40).
+    # Trained on 3 keyframes (7 frames); its sinusoidal frame positions sample 5 (13) all the same.
     c = interpolation.get_config("tiny")
     c.init_from, c.clip_from = f"{exports}/keyframes", f"{exports}/clip"
-    # Animating an image: from a copy of it at 0.1, the video stood still; moved 0.5 px a frame
-    # (real clips' digits: 0.68 at 16x16), it drifts.
     c.diffusion.update(
         start_strength=INTERPOLATION_START, start_follows_motion=True, animation_speed=0.5
     )
@@ -197,11 +137,7 @@ def stages(
     _train(c, steps(640), 8, 2e-3)
     runs.append(("interpolation", c))
 
-    # No attention (as the SR configs), and trained on native-pixel patches of half the frame:
-    # about 4x cheaper a step than whole frames, so 900 steps fit, enough to learn to follow the
-    # low-resolution input at high noise. At lr 6e-3, not 1e-3 (bench/sr_quality.py, held-out,
-    # from pure noise): SR_h MSE 0.0232 -> 0.0026, SR^t_l 0.0336 -> 0.0176 (bilinear upsampling
-    # 0.0074, 0.0143); 3e-3 gave 0.0075 and 0.0212, 1e-2 SR_h 0.0043.
+    # No attention, as the SR configs; trained on native-pixel patches of half the frame.
     sr_unet = {**UNET, "embedding_dim": 0, "attention_levels": ()}
     c = sr_low.get_config("tiny")
     c.unet.update(sr_unet)

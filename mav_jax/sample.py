@@ -73,6 +73,13 @@ _LOW_RES_CONSISTENCY = flags.DEFINE_float(
     "Super-resolution holds each step's prediction to its input: this fraction (0-1) of the "
     "way, each block's mean to the input pixel it downsamples to.",
 )
+_PLAIN = flags.DEFINE_bool(
+    "plain",
+    False,
+    "Sample as the paper does, every sampling aid off (overrides the flags above): one keyframe "
+    "pass from independent frame noise, one candidate, interpolation and super-resolution from "
+    "pure noise, no hold to the low-resolution input.",
+)
 _FPS = flags.DEFINE_float("fps", None, "Output frame rate (default: the interpolation's highest).")
 _UNTIL = flags.DEFINE_enum(
     "until", "sr_high", ["keyframes", "interpolation", "sr_low", "sr_high"], "Last stage to run."
@@ -131,6 +138,8 @@ def main(argv) -> None:
         low_res_consistency=_LOW_RES_CONSISTENCY.value,
         sampler=_SAMPLER.value,
     )
+    if _PLAIN.value:
+        options = options.plain()
     try:
         mesh = make_mesh(parse_mesh(_MESH.value) or {"data": -1})
         cascade = Cascade.load(_CHECKPOINTS.value, mesh, needed)

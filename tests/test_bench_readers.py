@@ -47,3 +47,46 @@ def test_digit_reader_reads_scans_it_never_saw_and_learns_from_none_of_them():
     test = np.concatenate([resize.random_map({"video": c.frames}, rng)["video"] for c in clips])
     wanted = np.repeat([c.digit for c in clips], 3)
     assert np.mean(reader.predict(bench.digit_windows(test)) == wanted) >= 0.9
+
+
+def _swap_digits(clip, frame_size: int, seed: int) -> np.ndarray:
+    """`clip`'s frames with each frame's digit replaced by another scan of another digit, drawn at
+    the same position and in the same colour: per frame it is still a digit, but not the same one."""
+    from mav_jax.data.digits_render import BACKGROUND, COLORS, handwritten_digits
+
+    images, labels = handwritten_digits()
+    rng = np.random.default_rng(seed)
+    size = frame_size // 2
+    colour = np.asarray(COLORS[clip.color], np.float32)
+    frames = []
+    for row, col in clip.positions.astype(int):
+        index = rng.choice(np.flatnonzero(labels != clip.digit))
+        alpha = np.kron(images[index], np.ones((size // 8, size // 8), np.float32))[..., None]
+        canvas = np.broadcast_to(
+            np.asarray(BACKGROUND, np.float32), (frame_size,) * 2 + (3,)
+        ).copy()
+        patch = canvas[row : row + size, col : col + size]
+        canvas[row : row + size, col : col + size] = (1 - alpha) * patch + alpha * colour
+        frames.append(np.clip(np.round(canvas), 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def test_shape_consistency_separates_one_moving_digit_from_one_that_changes_each_frame():
+    bench = _prompt_fidelity()
+    resize, rng = CropFlipScale(16, flip=False), np.random.default_rng(0)
+    seeds = range(3_000_000, 3_000_016)  # the eval split's clips
+    clips = [render_clip(seed, num_frames=13, frame_size=32) for seed in seeds]
+    real = np.stack([resize.random_map({"video": c.frames}, rng)["video"] for c in clips])
+    swapped = np.stack(
+        [
+            resize.random_map({"video": _swap_digits(c, 32, i)}, rng)["video"]
+            for i, c in enumerate(clips)
+        ]
+    )
+    assert real.shape == swapped.shape == (16, 13, 16, 16, 3)
+    consistent, changing = bench.shape_consistency(real), bench.shape_consistency(swapped)
+    assert consistent > 0.95 and changing < 0.88, (consistent, changing)
+    # The per-video figure separates every clip, not only the means.
+    per_clip = [bench.shape_consistency(video[None]) for video in real]
+    per_swapped = [bench.shape_consistency(video[None]) for video in swapped]
+    assert min(per_clip) > max(per_swapped), (per_clip, per_swapped)

@@ -125,3 +125,24 @@ def test_a_run_begun_from_a_replaced_export_is_set_aside_and_trains_again(tmp_pa
     with pytest.raises(app.UsageError, match=f"{INPUTS_FILE} is damaged .*delete it"):
         prepare_run("interpolation", config, str(tmp_path))
     assert (run_dir / INPUTS_FILE).exists()
+
+
+def test_timings_keep_seconds_per_stage_the_total_and_the_hosts_matmul_speed(tmp_path):
+    from mav_jax import quickstart as cli
+
+    path = str(tmp_path / "timings.json")
+    timings = cli.read_timings(path)  # none yet
+    assert timings == {"seconds": {}, "minutes": 0.0, "host_matmul_gflops": []}
+    timings["seconds"].update(clip=90.0, prior=30.0)
+    timings["host_matmul_gflops"].append(268.5)
+    cli.write_timings(path, timings)
+    again = cli.read_timings(path)
+    assert again == {
+        "seconds": {"clip": 90.0, "prior": 30.0},
+        "minutes": 2.0,
+        "host_matmul_gflops": [268.5],
+    }
+    # A workdir from before the matmul figures: its file is bare seconds per stage, still read.
+    with open(path, "w") as f:
+        json.dump({"clip": 60.0}, f)
+    assert cli.read_timings(path)["seconds"] == {"clip": 60.0}

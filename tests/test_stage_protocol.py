@@ -68,6 +68,32 @@ def test_with_sampling_applies_only_the_options_a_stage_reads_and_checks_them():
         kf.with_sampling(SamplingOptions(sampler="euler"))
 
 
+def test_plain_sampling_turns_every_aid_of_the_quickstart_configs_off():
+    """`--plain` (SamplingOptions.plain) samples the quickstart's stages as the paper does, whatever
+    their configs set; the other options it was given are kept."""
+    from mav_jax.configs import quickstart
+
+    runs = dict(quickstart.stages("/data", "/work"))
+    plain = SamplingOptions(seed=4, steps=7, guidance=2.0).plain()
+    assert (plain.seed, plain.steps, plain.guidance) == (4, 7, 2.0)
+    kf = stage_from_config(runs["keyframes_video"])
+    assert (kf.frame_noise_correlation, kf.frame_noise_drift, kf.steady_motion_strength) == (
+        0.8,
+        2.0,
+        0.2,
+    )  # the aids the quickstart turns on
+    kf = kf.with_sampling(plain)
+    assert (kf.frame_noise_correlation, kf.frame_noise_drift) == (0.0, 0.0)
+    assert (kf.steady_motion_strength, kf.candidates) == (0.0, 1)
+    interpolation = stage_from_config(runs["interpolation"]).with_sampling(plain)
+    assert (interpolation.start_strength, interpolation.frame_noise_correlation) == (1.0, 0.0)
+    for name in ("sr_low", "sr_high"):
+        sr = stage_from_config(runs[name])
+        assert sr.low_res_consistency == 1.0
+        sr = sr.with_sampling(plain)
+        assert (sr.start_strength, sr.low_res_consistency) == (1.0, 0.0)
+
+
 def _tiny_keyframes(sampler: str):
     config = keyframes.get_config("tiny")
     config.phase = "video"

@@ -10,6 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 
+# The paper's sampling, every aid off: D^t in one pass from independent noise per frame (no
+# drift), one keyframe candidate, ↑F and the SR stages from pure noise, SR not held to its input.
+PLAIN = dict(
+    frame_noise_correlation=0.0,
+    frame_noise_drift=0.0,
+    steady_motion_strength=0.0,
+    keyframe_candidates=1,
+    start_strength=1.0,
+    low_res_consistency=0.0,
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class SamplingOptions:
@@ -32,6 +43,10 @@ class SamplingOptions:
     low_res_consistency: float | None = None
     # "ddim" or "ddpm" for every stage (config.diffusion.sampler).
     sampler: str | None = None
+
+    def plain(self) -> SamplingOptions:
+        """These options with every sampling aid off (`PLAIN`), as the paper samples."""
+        return dataclasses.replace(self, **PLAIN)
 
     def given(self) -> dict:
         """The options set (not None), by name, seed aside."""
