@@ -119,7 +119,7 @@ def stages(
             c.diffusion.frame_noise_drift = FRAME_NOISE_DRIFT
             c.diffusion.steady_motion_strength = STEADY_MOTION_STRENGTH
             c.diffusion.guidance_scale = KEYFRAME_GUIDANCE
-            _train(c, steps(1800), 16, 4e-3)
+            _train(c, steps(1600), 16, 4e-3)
         else:
             _train(c, steps(1640), 32, 1e-3)
         runs.append((f"keyframes_{phase}", c))
@@ -134,7 +134,7 @@ def stages(
     c.data.update(
         data_dir=data_dir, resolution=KEYFRAME_RESOLUTION, num_keyframes=3, keyframe_skip=3
     )
-    _train(c, steps(640), 8, 2e-3)
+    _train(c, steps(480), 8, 2e-3)
     runs.append(("interpolation", c))
 
     # No attention, as the SR configs; trained on native-pixel patches of half the frame.
@@ -143,7 +143,7 @@ def stages(
     c.unet.update(sr_unet)
     c.diffusion.update(start_strength=SR_START, low_res_consistency=SR_HELD)
     c.data.update(data_dir=data_dir, resolution=32, crop=16, factor=2, num_frames=4)
-    _train(c, steps(600), 16, 6e-3)
+    _train(c, steps(450), 16, 6e-3)
     runs.append(("sr_low", c))
 
     c = sr_high.get_config("tiny")
@@ -152,7 +152,7 @@ def stages(
     c.data.update(
         dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2
     )
-    _train(c, steps(600), 16, 6e-3)
+    _train(c, steps(450), 16, 6e-3)
     runs.append(("sr_high", c))
     return _override_steps(runs, run_steps or {})
 

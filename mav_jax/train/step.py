@@ -32,8 +32,12 @@ def sharded_init(make_model: Callable[[], nnx.Module], mesh: Mesh, rules=DEFAULT
     abstract = nnx.eval_shape(make_model)
     graphdef, abstract_params = nnx.split(abstract, nnx.Param)
     shardings = state_shardings(abstract_params, mesh, rules)
-    params = jax.jit(lambda: nnx.state(make_model(), nnx.Param), out_shardings=shardings)()
-    return graphdef, params
+    init = jax.jit(lambda: nnx.state(make_model(), nnx.Param), out_shardings=shardings).lower()
+    # Run once, so not worth optimising: on CPU, XLA's backend optimisations took half the
+    # compile (a quickstart U-Net: 10.5 s -> 5.8 s without them).
+    on_cpu = mesh.devices.flat[0].platform == "cpu"
+    options = {"xla_backend_optimization_level": 0} if on_cpu else None
+    return graphdef, init.compile(compiler_options=options)()
 
 
 def init_train_state(model: nnx.Module, optimizer, mesh: Mesh, seed: int, rules=DEFAULT_RULES):
