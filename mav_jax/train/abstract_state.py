@@ -4,6 +4,35 @@ without allocating a model."""
 from __future__ import annotations
 
 
+def make_model_fn(stage, seed: int):
+    from flax import nnx
+
+    return lambda: stage.build_model(nnx.Rngs(seed))
+
+
+def abstract_params(stage, mesh, rules=None):
+    """(graphdef, params as ShapeDtypeStructs carrying their shardings on `mesh`): a restore or
+    compile target for the stage's model with no parameter memory allocated."""
+    from mav_jax.parallel import DEFAULT_RULES, abstract_model_params
+
+    return abstract_model_params(make_model_fn(stage, 0), mesh, rules or DEFAULT_RULES)
+
+
+def optimizer_from_config(config, params):
+    from mav_jax.train.optimizer import make_optimizer
+
+    train = config.train
+    return make_optimizer(
+        train.learning_rate,
+        train.num_steps,
+        warmup_steps=train.warmup_steps,
+        weight_decay=train.weight_decay,
+        clip_norm=train.clip_norm or None,
+        temporal_only=train.temporal_only,
+        params=params,
+    )
+
+
 def example_batch(stage, batch_size: int) -> dict:
     """Abstract global batch: the stage's own transforms applied to a blank source clip."""
     import jax
@@ -35,7 +64,6 @@ def abstract_train_state(config, stage, mesh):
 
     from mav_jax.parallel import rules_from_config
     from mav_jax.train.step import TrainState, optimizer_state_shardings
-    from mav_jax.train.weights import abstract_params, optimizer_from_config
 
     graphdef, params = abstract_params(stage, mesh, rules_from_config(config))
     optimizer = optimizer_from_config(config, params)

@@ -17,38 +17,19 @@ from jax.sharding import Mesh
 from mav_jax import exports
 from mav_jax.data import files
 from mav_jax.nn import transplant_spatial_params
-from mav_jax.parallel import DEFAULT_RULES, abstract_model_params, make_mesh, rules_from_config
+from mav_jax.parallel import make_mesh, rules_from_config
 from mav_jax.parallel.sharding import Rules
 from mav_jax.stages import stage_from_config
-from mav_jax.train.abstract_state import abstract_train_state
+from mav_jax.train.abstract_state import (  # noqa: F401  (also imported from here)
+    abstract_params,
+    abstract_train_state,
+    make_model_fn,
+    optimizer_from_config,
+)
 from mav_jax.train.checkpoints import Checkpointer
-from mav_jax.train.optimizer import make_optimizer
 from mav_jax.train.step import sharded_init, train_state_from_params
 
 CHECKPOINTS = "checkpoints"  # under a training workdir
-
-
-def make_model_fn(stage, seed: int):
-    return lambda: stage.build_model(nnx.Rngs(seed))
-
-
-def abstract_params(stage, mesh: Mesh, rules: Rules = DEFAULT_RULES):
-    """(graphdef, params as ShapeDtypeStructs carrying their shardings on `mesh`): a restore or
-    compile target for the stage's model with no parameter memory allocated."""
-    return abstract_model_params(make_model_fn(stage, 0), mesh, rules)
-
-
-def optimizer_from_config(config, params):
-    train = config.train
-    return make_optimizer(
-        train.learning_rate,
-        train.num_steps,
-        warmup_steps=train.warmup_steps,
-        weight_decay=train.weight_decay,
-        clip_norm=train.clip_norm or None,
-        temporal_only=train.temporal_only,
-        params=params,
-    )
 
 
 def build_train_state(config, stage, mesh: Mesh):
