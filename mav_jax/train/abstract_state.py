@@ -85,23 +85,15 @@ def abstract_train_state(config, stage, mesh):
 
 
 def lower_train_step(config, stage, mesh, per_device_batch: int):
-    """The trainer's step (its shardings, donation, remat, accumulation) lowered for
+    """The trainer's step (its shardings, donation, remat, accumulation, temporal-only) lowered for
     `per_device_batch` examples per batch shard of `mesh`, from abstract inputs; returns
     (lowered, abstract state, abstract batch). Nothing is allocated or run."""
     from mav_jax.nn.attention_kernels import kernels_mesh
     from mav_jax.parallel.sharding import batch_shards
-    from mav_jax.train.step import make_train_step
+    from mav_jax.train.step import train_step_from_config
 
     with kernels_mesh(mesh):  # splash attention per shard, as the trainer runs it
         graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
         batch = example_batch(stage, per_device_batch * batch_shards(mesh))
-        step = make_train_step(
-            graphdef,
-            stage,
-            optimizer,
-            mesh,
-            state,
-            batch,
-            grad_accum_steps=config.train.grad_accum_steps,
-        )
+        step = train_step_from_config(config, graphdef, stage, optimizer, mesh, state, batch)
         return step.lower(state, batch), state, batch

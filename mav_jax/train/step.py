@@ -15,6 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.parallel import DEFAULT_RULES, state_shardings
 from mav_jax.parallel.sharding import BATCH_AXES
+from mav_jax.train.optimizer import trainable_paths
 
 
 @struct.dataclass
@@ -189,4 +190,21 @@ def make_train_step(
         in_shardings=(state_sharding, batch_sharding),
         out_shardings=(state_sharding, None),
         donate_argnums=0,
+    )
+
+
+def train_step_from_config(config, graphdef, stage, optimizer, mesh: Mesh, state, batch_example):
+    """`make_train_step` with `config.train`'s EMA decay, accumulation and temporal-only choice:
+    the one step the trainer runs and the plans compile."""
+    train = config.train
+    return make_train_step(
+        graphdef,
+        stage,
+        optimizer,
+        mesh,
+        state,
+        batch_example,
+        ema_decay=train.ema_decay,
+        grad_accum_steps=train.grad_accum_steps,
+        trainable=trainable_paths(train.temporal_only),
     )

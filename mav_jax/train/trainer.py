@@ -37,8 +37,8 @@ from mav_jax.train.config_checks import ConfigError, check_config
 from mav_jax.train.evaluators import EvalContext, EvalLog, make_evaluators
 from mav_jax.train.metrics import TrainingMonitor, flops_per_device
 from mav_jax.train.model_flops import peak_flops, train_step_model_flops
-from mav_jax.train.optimizer import learning_rate_schedule, trainable_paths
-from mav_jax.train.step import TrainState, make_train_step
+from mav_jax.train.optimizer import learning_rate_schedule
+from mav_jax.train.step import TrainState, train_step_from_config
 from mav_jax.train.weights import CHECKPOINTS, build_train_state, initialize_from
 
 log = logging.getLogger(__name__)
@@ -187,17 +187,7 @@ def _train_and_evaluate(config, workdir: str, stage, mesh) -> TrainState:
         return condition(global_batch(next(iterator), mesh))
 
     batch = next_batch()
-    step_fn = make_train_step(
-        graphdef,
-        stage,
-        optimizer,
-        mesh,
-        state,
-        batch,
-        ema_decay=train.ema_decay,
-        grad_accum_steps=train.grad_accum_steps,
-        trainable=trainable_paths(train.temporal_only),
-    )
+    step_fn = train_step_from_config(config, graphdef, stage, optimizer, mesh, state, batch)
     compiled = step_fn.lower(state, batch).compile()
     schedule = learning_rate_schedule(train.learning_rate, train.num_steps, train.warmup_steps)
     model_flops = train_step_model_flops(stage, graphdef, state.params, batch) / mesh.size
