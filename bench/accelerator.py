@@ -1,5 +1,5 @@
 """The keyframe U-Net's training step on one accelerator at paper width: mav_jax (bf16, `xla` vs
-`cudnn` attention, remat off vs on) against make-a-video-pytorch's SpaceTimeUnet (eager and
+`cudnn` attention, two remat policies) against make-a-video-pytorch's SpaceTimeUnet (eager and
 torch.compile), in ms/step, samples/s and MFU against the card's dense bf16 peak.
 
     python bench/accelerator.py [--batch=4 --frames=16 --size=64] [--no-peer] [--json=OUT]
@@ -61,7 +61,9 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="bench/unet_step.py's small U-Net")
     parser.add_argument("--dtype", default="bfloat16", help="compute dtype (float32: CPU dry runs)")
     parser.add_argument("--impls", default="xla,cudnn", help="attention kernels to time")
-    parser.add_argument("--remats", default="off,on", help="remat policies to time")
+    parser.add_argument(
+        "--remats", default="none,full", help="remat policies to time (none, full, save_dots)"
+    )
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -78,16 +80,16 @@ def main() -> None:
             runs[impl] = {"skipped": problems[0]}
             print(f"{impl}: skipped ({problems[0]})")
             continue
-        for remat in (r == "on" for r in args.remats.split(",")):
+        for remat in args.remats.split(","):
             config = base.replace(dtype=args.dtype, attention_impl=impl, remat=remat)
             run = unet_step.bench_mav_jax(args.steps, args.warmup, config, shape)
             seconds = run["ms_per_step"] / 1000
             run["mfu"] = run["model_flops_per_step"] / seconds / peak if peak else None
             run.pop("step_times_ms")
-            runs[f"{impl}, remat {'on' if remat else 'off'}"] = run
+            runs[f"{impl}, remat {remat}"] = run
             mfu = f"{100 * run['mfu']:.1f}%" if run["mfu"] is not None else "n/a (no peak)"
             print(
-                f"mav_jax {impl:5s} remat {'on ' if remat else 'off'}: {run['ms_per_step']:.1f} "
+                f"mav_jax {impl:5s} remat {remat:9s}: {run['ms_per_step']:.1f} "
                 f"ms/step, {run['samples_per_s']:.2f} samples/s, MFU {mfu}, "
                 f"{run['model_flops_per_step'] / 1e12:.3f} model TFLOP/step "
                 f"({run['flops_per_step'] / 1e12:.3f} by XLA)"

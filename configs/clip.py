@@ -30,7 +30,8 @@ def clip_model_config(variant: str) -> ml_collections.ConfigDict:
                 text_layers=2,
                 text_heads=2,
                 activation="quick_gelu",
-                remat=False,
+                remat="none",  # What backward keeps of each block: none, full, save_dots, offload.
+                scan_blocks=False,  # Run each tower's blocks as one lax.scan.
                 attention_impl="auto",  # Attention kernel: auto, xla, splash (TPU) or cudnn (GPU).
             )
         )
@@ -48,7 +49,8 @@ def clip_model_config(variant: str) -> ml_collections.ConfigDict:
             text_layers=12,
             text_heads=12,
             activation="quick_gelu",
-            remat=True,
+            remat="full",
+            scan_blocks=True,
             attention_impl="auto",
         )
     )

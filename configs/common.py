@@ -30,7 +30,8 @@ def unet_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     cfg.noise_aug_conditioning = False
     cfg.num_context_tokens = 4
     cfg.null_embedding = "learned"
-    cfg.remat = False
+    cfg.remat = "none"  # What backward keeps of each block: none, full, save_dots, offload.
+    cfg.scan_blocks = False  # Run each row of identical blocks as one lax.scan.
     cfg.attention_impl = "auto"  # Attention kernel: auto, xla, splash (TPU) or cudnn (GPU).
     if variant == "tiny":
         cfg.base_channels = 32
@@ -50,7 +51,8 @@ def unet_config(variant: str = "tiny") -> ml_collections.ConfigDict:
         cfg.dropout = 0.1
         cfg.embedding_dim = 768
         cfg.dtype = "bfloat16"
-        cfg.remat = True
+        cfg.remat = "full"
+        cfg.scan_blocks = True
     return cfg
 
 
@@ -67,9 +69,15 @@ def diffusion_config() -> ml_collections.ConfigDict:
     return cfg
 
 
-def mesh_config(data: int = -1, fsdp: int = 1, tensor: int = 1) -> ml_collections.ConfigDict:
-    """Mesh axis sizes; -1 takes the devices the other axes leave (on every host together)."""
-    return ml_collections.ConfigDict({"data": data, "fsdp": fsdp, "tensor": tensor})
+def mesh_config(
+    data: int = -1, fsdp: int = 1, context: int = 1, tensor: int = 1, num_slices: int = 1
+) -> ml_collections.ConfigDict:
+    """Mesh axis sizes; -1 takes the devices the other axes leave (on every host together).
+    `context` splits each video's frames (it must divide them); with num_slices > 1 the data
+    axis spans the TPU slices (over DCN) and the others stay inside one."""
+    return ml_collections.ConfigDict(
+        {"data": data, "fsdp": fsdp, "context": context, "tensor": tensor, "num_slices": num_slices}
+    )
 
 
 def train_config(variant: str = "tiny") -> ml_collections.ConfigDict:

@@ -33,7 +33,10 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
             depth=2 if tiny else 24,
             num_heads=2 if tiny else 32,
             dtype="float32" if tiny else "bfloat16",
-            remat=not tiny,
+            remat="none"
+            if tiny
+            else "full",  # What backward keeps: none, full, save_dots, offload.
+            scan_blocks=not tiny,  # Run the transformer's blocks as one lax.scan.
             attention_impl="auto",  # Attention kernel: auto, xla, splash (TPU) or cudnn (GPU).
         )
     )

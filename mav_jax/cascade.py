@@ -27,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from mav_jax.data import files
 from mav_jax.models.clip import unit
 from mav_jax.models.frozen_clip import FrozenClip
-from mav_jax.nn.attention_kernels import kernels_mesh
+from mav_jax.parallel.mesh_context import use_mesh
 from mav_jax.parallel.sharding import BATCH_AXES, batch_shards
 from mav_jax.stages import stage_from_config
 from mav_jax.stages.frame_modes import frame_mask, spread_keyframes
@@ -121,7 +121,7 @@ class Cascade:
             jitted = jax.jit(fn)
 
             def run(*args, **kwargs):  # traced with splash attention per shard of the mesh
-                with kernels_mesh(self.mesh):
+                with use_mesh(self.mesh):
                     return jitted(*args, **kwargs)
 
             self._jitted[key] = run

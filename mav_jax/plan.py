@@ -213,7 +213,7 @@ def main(argv) -> None:
             report = plan_on_topology(
                 _CONFIG.value, mesh, _TOPOLOGY.value, _SLICES.value, _SEARCH.value
             )
-        except PlanError as error:
+        except (PlanError, ValueError) as error:  # bad topology, mesh or config: before compiling
             sys.exit(f"mav_jax.plan: {error}")
         json.dump(report, sys.stdout, indent=1)
         print()
@@ -224,7 +224,10 @@ def main(argv) -> None:
     # The simulated mesh: one fake CPU device per chip (must be set before JAX starts).
     jax.config.update("jax_num_cpu_devices", math.prod(mesh.values()))
     config = _CONFIG.value
-    one, two = (plan_step(config, mesh, b, compile=_COMPILE.value) for b in (1, 2))
+    try:
+        one, two = (plan_step(config, mesh, b, compile=_COMPILE.value) for b in (1, 2))
+    except ValueError as error:
+        sys.exit(f"mav_jax.plan: {error}")
     peak = CHIP_PEAK_TFLOPS[_CHIP.value] * 1e12 * _UTILISATION.value
     per_device = config.train.global_batch_size / batch_shards_of(mesh)
     flops_per_example = two.flops_per_device - one.flops_per_device

@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import math
 import re
+import resource
 import time
 
 GIB = 2**30
@@ -81,16 +82,31 @@ def check_mesh(mesh_shape: dict, devices: list, name: str, num_slices: int) -> N
         )
 
 
-def compile_step(config, mesh_shape: dict, devices: list, per_device_batch: int) -> dict:
+def compile_step(
+    config, mesh_shape: dict, devices: list, per_device_batch: int, num_slices: int = 1
+) -> dict:
     """Compile the trainer's step for `devices`; the compiler's per-device figures."""
     from mav_jax.parallel import make_mesh
     from mav_jax.stages import stage_from_config
     from mav_jax.train.abstract_state import lower_train_step
 
     stage = stage_from_config(config)
-    mesh = make_mesh(mesh_shape, devices)
+    mesh = make_mesh({**mesh_shape, "num_slices": num_slices}, devices)
+    lowered = lower_train_step(config, stage, mesh, per_device_batch)[0]
     began = time.perf_counter()
-    compiled = lower_train_step(config, stage, mesh, per_device_batch)[0].compile()
+    try:
+        compiled = lowered.compile()
+    except Exception as error:  # libtpu's XlaRuntimeError
+        if not _out_of_memory(str(error)):
+            raise
+        # The TPU compiler refuses a program that cannot fit the chip: that is the answer.
+        return {
+            "per_device_batch": per_device_batch,
+            "fits": False,
+            "peak_gib": _used_hbm_gib(str(error)),
+            "compiler_says": _first_line(str(error)),
+            "compile_s": time.perf_counter() - began,
+        }
     seconds = time.perf_counter() - began
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()
@@ -106,10 +122,41 @@ def compile_step(config, mesh_shape: dict, devices: list, per_device_batch: int)
         "temporary_gib": memory.temp_size_in_bytes / GIB,
         "output_gib": memory.output_size_in_bytes / GIB,
         "peak_gib": peak / GIB,
+        # Activations offloaded to the host (remat="offload"), per device.
+        "host_temporary_gib": getattr(memory, "host_temp_size_in_bytes", 0) / GIB,
         "flops": float(cost.get("flops", 0.0)),
         "bytes_accessed": float(cost.get("bytes accessed", 0.0)),
         "compile_s": seconds,
     }
+
+
+def _out_of_memory(message: str) -> bool:
+    return "RESOURCE_EXHAUSTED" in message or "Ran out of memory" in message
+
+
+def _first_line(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return next((line for line in lines if "memory" in line.lower()), lines[0] if lines else "")[
+        :300
+    ]
+
+
+# How libtpu words it: "Used 20.5G of 15.48G hbm", or "the total memory required for HLO
+# temporaries (420.56G) exceeds available HBM (15.75G)".
+_NEEDED = (
+    re.compile(r"Used ([\d.]+)([KMGT]?) of [\d.]+[KMGT]? hbm"),
+    re.compile(r"required for [^(]*\(([\d.]+)([KMGT]?)\)"),
+)
+
+
+def _used_hbm_gib(message: str) -> float | None:
+    """The HBM the compiler says the program needs, in GiB (a lower bound: what it had counted
+    when it gave up)."""
+    match = next((m for pattern in _NEEDED if (m := pattern.search(message))), None)
+    if not match:
+        return None
+    scale = {"": 2**-30, "K": 2**-20, "M": 2**-10, "G": 1.0, "T": 2**10}
+    return float(match.group(1)) * scale[match.group(2)]
 
 
 def plan_on_topology(
@@ -126,10 +173,10 @@ def plan_on_topology(
     hbm = chip.hbm_gib / per_chip
     shards = mesh_shape.get("data", 1) * mesh_shape.get("fsdp", 1)
     micro = max(config.train.global_batch_size // shards // config.train.grad_accum_steps, 1)
-    at_config = compile_step(config, mesh_shape, devices, micro)
+    at_config = compile_step(config, mesh_shape, devices, micro, num_slices)
 
     def fits(result: dict) -> bool:
-        return result["peak_gib"] <= hbm
+        return result.get("fits", True) and result["peak_gib"] <= hbm
 
     largest = None
     if search:
@@ -137,7 +184,9 @@ def plan_on_topology(
         candidate = 1
         while high is None and candidate <= 4 * micro:
             tried.setdefault(candidate, None)
-            result = tried[candidate] or compile_step(config, mesh_shape, devices, candidate)
+            result = tried[candidate] or compile_step(
+                config, mesh_shape, devices, candidate, num_slices
+            )
             tried[candidate] = result
             if fits(result):
                 low, candidate = candidate, candidate * 2
@@ -145,11 +194,19 @@ def plan_on_topology(
                 high = candidate
         while high is not None and high - low > 1:
             middle = (low + high) // 2
-            result = tried.get(middle) or compile_step(config, mesh_shape, devices, middle)
+            result = tried.get(middle) or compile_step(
+                config, mesh_shape, devices, middle, num_slices
+            )
             tried[middle] = result
             low, high = (middle, high) if fits(result) else (low, middle)
         largest = low
-    flops, moved = at_config["flops"], at_config["bytes_accessed"]
+    flops, moved = at_config.get("flops"), at_config.get("bytes_accessed")
+    roofline = None
+    if flops is not None:  # the compiler refused an oversized program: no cost analysis
+        # The larger of compute time at peak and HBM traffic time at full bandwidth.
+        roofline = max(
+            flops / (chip.peak_tflops * 1e12 / per_chip), moved / (chip.hbm_gbps * 1e9 / per_chip)
+        )
     return {
         "topology": name,
         "num_slices": num_slices,
@@ -161,10 +218,9 @@ def plan_on_topology(
         **{k: v for k, v in at_config.items() if k != "per_device_batch"},
         "fits": fits(at_config),
         "largest_micro_batch_per_device": largest,
-        # The larger of compute time at peak and HBM traffic time at full bandwidth, per micro-batch.
-        "roofline_s_per_micro_batch": max(
-            flops / (chip.peak_tflops * 1e12 / per_chip), moved / (chip.hbm_gbps * 1e9 / per_chip)
-        ),
+        "roofline_s_per_micro_batch": roofline,
         "peak_tflops_per_chip": chip.peak_tflops,
         "hbm_gbps_per_chip": chip.hbm_gbps,
+        # This host's peak resident memory so far (the compiles' high-water mark).
+        "host_peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }

@@ -9,7 +9,11 @@ import pathlib
 import shutil
 import tempfile
 
-import jax
+# CPU only, set before JAX starts: with the TPU compiler installed (the plan extra) JAX would
+# otherwise probe for a TPU and hold libtpu's lockfile, which the plan tool's own process needs.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,9 @@ import pytest
 from mav_jax.models.clip import ClipConfig
 from mav_jax.models.prior import PriorConfig
 from mav_jax.nn import UNetConfig
-from mav_jax.nn.attention_kernels import attend, kernels_mesh, resolve_attention_impl
+from mav_jax.nn.attention_kernels import attend, resolve_attention_impl
 from mav_jax.parallel import make_mesh
+from mav_jax.parallel.mesh_context import use_mesh
 
 # (queries, keys, mask kind): the U-Net's spatial (8x8 tokens), temporal (5 frames) and cross
 # (4 context tokens) attention, CLIP's causal text tower (77 tokens), the prior's padding mask.
@@ -64,7 +65,7 @@ def test_splash_runs_per_shard_under_a_mesh():
     mesh = make_mesh({"data": 2, "fsdp": 4})
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(("data", "fsdp")))
     q, k, v, mask = (jax.device_put(x, sharding) for x in (q, k, v, mask))
-    with kernels_mesh(mesh):
+    with use_mesh(mesh):
         splash = jax.jit(lambda q, k, v, m: attend(q, k, v, mask=m, impl="splash", interpret=True))(
             q, k, v, mask
         )
@@ -75,7 +76,7 @@ def test_splash_runs_per_shard_under_a_mesh():
 
 def test_auto_picks_the_fused_kernel_each_backend_has():
     mesh = make_mesh({"fsdp": 8})
-    with kernels_mesh(mesh):  # splash runs per shard only inside kernels_mesh
+    with use_mesh(mesh):  # splash runs per shard only inside use_mesh
         assert resolve_attention_impl("auto", "tpu", shortest=256) == "splash"
         assert (
             resolve_attention_impl("auto", "tpu", shortest=16) == "xla"

@@ -47,7 +47,7 @@ def test_unet_model_flops_match_xla_and_ignore_remat():
     config.phase = "video"
     analytic, xla = _analytic_and_xla(config)
     assert analytic == pytest.approx(xla, rel=TOLERANCE)
-    config.unet.remat = True
+    config.unet.remat = "full"
     analytic_remat, xla_remat = _analytic_and_xla(config)
     assert analytic_remat == analytic  # the model's FLOPs: remat's recomputation is not in them
     assert xla_remat > 1.1 * xla  # ... but XLA runs it
@@ -86,7 +86,7 @@ def test_the_accelerator_benchmark_dry_runs_on_cpu(tmp_path):
     from trainer_helpers import subprocess_env
 
     out = tmp_path / "accelerator.json"
-    flags = ["--tiny", "--steps=1", "--warmup=0", "--no-peer", "--remats=off", "--dtype=float32"]
+    flags = ["--tiny", "--steps=1", "--warmup=0", "--no-peer", "--remats=none", "--dtype=float32"]
     shape = ["--batch=1", "--frames=2", "--size=16", f"--json={out}"]
     done = subprocess.run(
         [sys.executable, "bench/accelerator.py", *flags, *shape],
@@ -98,6 +98,6 @@ def test_the_accelerator_benchmark_dry_runs_on_cpu(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
-    run = result["mav_jax"]["xla, remat off"]
+    run = result["mav_jax"]["xla, remat none"]
     assert run["ms_per_step"] > 0 and run["model_flops_per_step"] > 0 and run["mfu"] is None
     assert "needs an NVIDIA GPU" in result["mav_jax"]["cudnn"]["skipped"]

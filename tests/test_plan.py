@@ -1,6 +1,9 @@
 """The plan tool compiles the real train step on a simulated mesh without allocating the model,
 and its per-device memory falls as the fsdp axis grows."""
 
+import importlib.util
+import os
+
 import pytest
 from trainer_helpers import tiny_config
 
@@ -51,24 +54,76 @@ def test_tpu_topologies_are_checked_before_anything_compiles():
         parse_topology("v4:4x4")
 
 
-def test_without_the_tpu_compiler_the_plan_says_what_to_install(tmp_path):
+def test_without_the_tpu_compiler_the_plan_says_what_to_install(monkeypatch):
     import importlib.util
+
+    from mav_jax import plan_tpu
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "libtpu" else real(name, *a)
+    )
+    with pytest.raises(plan_tpu.PlanError, match=r"pip install -e '\.\[plan\]'"):
+        plan_tpu.topology_devices("v5e:2x2")
+
+
+def _plan_cli(tmp_path, *flags):
+    """`python -m mav_jax.plan` as a user runs it: (return code, stderr, JSON report or None)."""
+    import json
     import subprocess
     import sys
 
     from conftest import ROOT
 
-    if importlib.util.find_spec("libtpu") is not None:
-        pytest.skip("libtpu is installed here: the message is for machines without it")
+    out = tmp_path / "plan.json"
     done = subprocess.run(
-        [
-            *(sys.executable, "-m", "mav_jax.plan", "--config=configs/keyframes.py:tiny"),
-            *("--mesh=fsdp:4", "--topology=v5e:2x2"),
-        ],
+        [sys.executable, "-m", "mav_jax.plan", *flags, f"--json={out}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
-    assert done.returncode == 1
-    assert "The TPU compiler is not installed: pip install -e '.[plan]'" in done.stderr
+    return done.returncode, done.stderr, json.loads(out.read_text()) if out.exists() else None
+
+
+needs_libtpu = pytest.mark.skipif(
+    importlib.util.find_spec("libtpu") is None,
+    reason="the TPU compiler (pip install -e '.[plan]') is not installed; CI installs it",
+)
+
+
+@needs_libtpu
+def test_a_tiny_step_compiles_for_a_tpu_slice_and_an_oversized_batch_does_not_fit(tmp_path):
+    tiny = ["--config=configs/keyframes.py:tiny", "--topology=v5e:2x2", "--mesh=fsdp:4"]
+    code, err, report = _plan_cli(tmp_path, *tiny, "--nosearch_batch")
+    assert code == 0, err[-2000:]
+    assert report["device_kind"] == "TPU v5 lite" and report["devices"] == 4
+    assert report["fits"] and 0 < report["peak_gib"] < report["hbm_gib_per_device"] == 16
+    assert (
+        report["argument_gib"] > 0
+        and report["flops"] > 1e9
+        and report["roofline_s_per_micro_batch"] > 0
+    )
+    # 65,536 images a chip: the compiler refuses the program; the plan says so, it does not crash.
+    code, err, report = _plan_cli(
+        tmp_path, *tiny, "--nosearch_batch", "--config.train.global_batch_size=262144"
+    )
+    assert code == 0, err[-2000:]
+    assert report["micro_batch_per_device"] == 65536
+    assert report["fits"] is False and report["peak_gib"] > 16, report
+    assert "memory" in report["compiler_says"].lower()
+
+
+def test_bad_plan_input_is_refused_before_compiling(tmp_path):
+    flags = ["--config=configs/keyframes.py:tiny", "--nosearch_batch"]
+    cases = {
+        "Unknown TPU topology 'v9:2x2'": ["--topology=v9:2x2", "--mesh=fsdp:4"],
+        "remat must be one of": ["--config.unet.remat=sometimes", "--mesh=fsdp:2"],
+        "context axis (2) must divide the stage's 1 frames": ["--mesh=fsdp:2,context:2"],
+    }
+    if importlib.util.find_spec("libtpu") is not None:
+        cases["has 8 devices; 1 x v5e:2x2 has 4"] = ["--topology=v5e:2x2", "--mesh=fsdp:8"]
+    for message, extra in cases.items():
+        code, err, report = _plan_cli(tmp_path, *flags, *extra)
+        assert code == 1 and message in err and report is None, (message, err[-1500:])

@@ -27,11 +27,20 @@ def test_every_parameter_names_its_logical_axes(video_unet):
 
 
 def test_mesh_construction_checks_device_counts():
-    assert make_mesh({"data": 2, "fsdp": -1}).shape == {"data": 2, "fsdp": 4, "tensor": 1}
+    assert make_mesh({"data": 2, "fsdp": -1}).shape == {
+        "data": 2,
+        "fsdp": 4,
+        "context": 1,
+        "tensor": 1,
+    }
     with pytest.raises(ValueError, match="needs 6 devices"):
         make_mesh({"data": 3, "fsdp": 2})
     with pytest.raises(ValueError, match="Unknown mesh axes"):
         make_mesh({"model": 8})
+    with pytest.raises(ValueError, match="must be a multiple of num_slices=2"):
+        make_mesh({"data": 1, "fsdp": 8, "num_slices": 2})
+    with pytest.raises(ValueError, match="devices that know their slice"):
+        make_mesh({"data": 2, "fsdp": 4, "num_slices": 2})  # CPU devices have no slice_index
 
 
 def test_logical_spec_drops_axes_that_do_not_divide():

@@ -10,6 +10,7 @@ from flax import nnx
 from mav_jax.diffusion import cosine_schedule
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig, is_temporal_path
 from mav_jax.parallel import make_mesh
+from mav_jax.parallel.mesh_context import use_mesh
 from mav_jax.stages.keyframes import KeyframeStage
 from mav_jax.state_paths import flat_params
 from mav_jax.train.optimizer import make_optimizer
@@ -34,14 +35,14 @@ def model():
     return SpatioTemporalUNet(CFG, rngs=nnx.Rngs(0))
 
 
-def _batches(count: int):
+def _batches(count: int, frames: int = 2):
     key = jax.random.key(1)
     out = []
     for i in range(count):
         k1, k2, k3 = jax.random.split(jax.random.fold_in(key, i), 3)
         out.append(
             {
-                "video": jax.random.uniform(k1, (8, 2, 8, 8, 3), minval=-1, maxval=1),
+                "video": jax.random.uniform(k1, (8, frames, 8, 8, 3), minval=-1, maxval=1),
                 "fps": jax.random.uniform(k2, (8,), minval=2, maxval=24),
                 "embedding": jax.random.normal(k3, (8, 8)),
             }
@@ -49,19 +50,24 @@ def _batches(count: int):
     return out
 
 
-def _train(model, mesh_shape, temporal_only=False, steps=2, optimizer=None, trainable=None):
+def _train(
+    model, mesh_shape, temporal_only=False, steps=2, optimizer=None, trainable=None, frames=2
+):
     mesh = make_mesh(mesh_shape, jax.devices()[: int(np.prod(list(mesh_shape.values())))])
     params = nnx.state(model, nnx.Param)
     optimizer = optimizer or make_optimizer(1e-3, 10, temporal_only=temporal_only, params=params)
     graphdef, state = init_train_state(nnx.clone(model), optimizer, mesh, seed=0)
-    batches = _batches(steps)
-    step = make_train_step(graphdef, STAGE, optimizer, mesh, state, batches[0], trainable=trainable)
-    step = step.lower(state, batches[0]).compile()
+    batches = _batches(steps, frames)
+    with use_mesh(mesh):  # activation shardings (frames over 'context'), as the trainer traces
+        step = make_train_step(
+            graphdef, STAGE, optimizer, mesh, state, batches[0], trainable=trainable
+        )
+        step = step.lower(state, batches[0]).compile()
     losses = []
     for batch in batches:
         state, metrics = step(state, batch)
         losses.append((float(metrics["loss"]), float(metrics["grad_norm"])))
-    return state, losses, step.cost_analysis()["flops"]
+    return state, losses, step  # step: the compiled program
 
 
 def test_sharded_step_matches_one_device(model):
@@ -86,10 +92,52 @@ def test_sharded_step_matches_one_device(model):
     )
 
 
-def test_temporal_only_training_keeps_spatial_weights_bit_identical(model):
-    state, _, skipping_flops = _train(
-        model, {"data": 1}, temporal_only=True, trainable=is_temporal_path
+@pytest.fixture(scope="module")
+def moved_model(model):
+    """The model with every weight moved off its initialisation: temporal layers that are not
+    the identity, so the temporal conv and attention change the loss."""
+    moved = nnx.clone(model)
+    params = nnx.state(moved, nnx.Param)
+    noise = jax.tree.map(lambda p: 0.05 * jax.random.normal(jax.random.key(7), p.shape), params)
+    nnx.update(moved, jax.tree.map(jnp.add, params, noise))
+    return moved
+
+
+@pytest.fixture(scope="module")
+def one_device_four_frames(moved_model):
+    return _train(moved_model, {"data": 1}, optimizer=optax.sgd(0.05), steps=1, frames=4)
+
+
+@pytest.mark.parametrize("mesh_shape", [{"context": 4}, {"fsdp": 2, "context": 4}])
+def test_frames_split_over_context_give_the_one_device_step(
+    moved_model, one_device_four_frames, mesh_shape
+):
+    split, split_losses, compiled = _train(
+        moved_model, mesh_shape, optimizer=optax.sgd(0.05), steps=1, frames=4
     )
+    hlo = compiled.as_text()
+    # The temporal conv's halo exchange and the temporal attention's resharding are really there.
+    assert "collective-permute" in hlo and "all-to-all" in hlo
+    single, single_losses, _ = one_device_four_frames
+    np.testing.assert_allclose(split_losses, single_losses, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(split.params), jax.tree.leaves(single.params), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-4)
+
+
+def test_a_context_axis_that_does_not_divide_the_frames_is_refused(tmp_path):
+    from trainer_helpers import tiny_config
+
+    from mav_jax.stages import stage_from_config
+    from mav_jax.train.abstract_state import lower_train_step
+
+    config = tiny_config(str(tmp_path), phase="video")  # 3 frames a clip
+    stage = stage_from_config(config)
+    with pytest.raises(ValueError, match=r"context axis \(2\) must divide the stage's 3 frames"):
+        lower_train_step(config, stage, make_mesh({"context": 2}, jax.devices()[:2]), 1)
+
+
+def test_temporal_only_training_keeps_spatial_weights_bit_identical(model):
+    state, _, skipping = _train(model, {"data": 1}, temporal_only=True, trainable=is_temporal_path)
     before = flat_params(model)
     after = flat_params(state.params)
     changed = {p for p in before if not np.array_equal(before[p][...], after[p][...])}
@@ -99,10 +147,11 @@ def test_temporal_only_training_keeps_spatial_weights_bit_identical(model):
     assert any("temporal_attention" in p for p in changed)
     # The same updates as differentiating everything and zeroing the spatial gradients after,
     # without computing those gradients: the step does less work.
-    full, _, full_flops = _train(model, {"data": 1}, temporal_only=True)
+    full, _, full_step = _train(model, {"data": 1}, temporal_only=True)
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(full.params), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
-    assert skipping_flops < 0.9 * full_flops
+    flops = lambda compiled: compiled.cost_analysis()["flops"]  # noqa: E731
+    assert flops(skipping) < 0.9 * flops(full_step)
 
 
 class _RegressionStage:

@@ -22,6 +22,7 @@ from flax import nnx
 from mav_jax.config_dataclass import from_mapping
 from mav_jax.nn.attention_kernels import attention_impl_problems
 from mav_jax.nn.layers import axes_metadata, layer_norm
+from mav_jax.nn.remat import normalise_remat, remat_problems
 from mav_jax.nn.transformer import ACTIVATIONS, Transformer
 from mav_jax.parallel import logical_axes as ax
 
@@ -45,11 +46,13 @@ class ClipConfig:
     text_layers: int = 12
     text_heads: int = 8
     activation: str = "quick_gelu"  # OpenAI's; OpenCLIP's LAION models use "gelu"
-    remat: bool = False
+    remat: str = "none"  # what backward keeps of each block: none, full, save_dots, offload
+    scan_blocks: bool = False  # run the transformer's blocks as one lax.scan (compile time)
     attention_impl: str = "auto"  # auto, xla, splash (TPU) or cudnn (GPU): nn.attention_kernels
 
     def __post_init__(self):
-        problems = attention_impl_problems(self.attention_impl)
+        problems = attention_impl_problems(self.attention_impl) + remat_problems(self.remat)
+        object.__setattr__(self, "remat", normalise_remat(self.remat))  # True/False: older configs
         if self.image_size % self.patch_size:
             problems.append(
                 f"image_size {self.image_size} must be divisible by patch_size {self.patch_size}"
@@ -95,6 +98,7 @@ class TextEncoder(nnx.Module):
             config.text_heads,
             activation=config.activation,
             remat=config.remat,
+            scan_blocks=config.scan_blocks,
             attention_impl=config.attention_impl,
             rngs=rngs,
         )
@@ -140,6 +144,7 @@ class ImageEncoder(nnx.Module):
             config.vision_heads,
             activation=config.activation,
             remat=config.remat,
+            scan_blocks=config.scan_blocks,
             attention_impl=config.attention_impl,
             rngs=rngs,
         )

@@ -25,6 +25,7 @@ from mav_jax.models.clip import unit
 from mav_jax.nn.attention_kernels import attention_impl_problems
 from mav_jax.nn.embeddings import ScalarEmbedding
 from mav_jax.nn.layers import axes_metadata, dense, layer_norm
+from mav_jax.nn.remat import normalise_remat, remat_problems
 from mav_jax.nn.transformer import Transformer
 from mav_jax.parallel import logical_axes as ax
 
@@ -41,12 +42,14 @@ class PriorConfig:
     depth: int = 24
     num_heads: int = 32
     dtype: str = "float32"
-    remat: bool = False
+    remat: str = "none"  # what backward keeps of each block: none, full, save_dots, offload
+    scan_blocks: bool = False  # run the transformer's blocks as one lax.scan (compile time)
     attention_impl: str = "auto"  # auto, xla, splash (TPU) or cudnn (GPU): nn.attention_kernels
 
     def __post_init__(self):
-        for problem in attention_impl_problems(self.attention_impl):
+        for problem in attention_impl_problems(self.attention_impl) + remat_problems(self.remat):
             raise ValueError(f"Invalid PriorConfig: {problem}.")
+        object.__setattr__(self, "remat", normalise_remat(self.remat))  # True/False: older configs
         if self.width % self.num_heads:
             raise ValueError(
                 f"Invalid PriorConfig: width {self.width} is not divisible by "
@@ -100,6 +103,7 @@ class DiffusionPrior(nnx.Module):
             config.num_heads,
             activation="gelu",
             remat=config.remat,
+            scan_blocks=config.scan_blocks,
             dtype=dtype,
             attention_impl=config.attention_impl,
             rngs=rngs,

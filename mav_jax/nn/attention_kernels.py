@@ -8,13 +8,14 @@
   spatial tokens, 16 frames, 4 context tokens) often are not: sequences are padded to the next
   multiple of 128 and the padding keys excluded through segment ids, which also carry the prior's
   per-example padding mask. Splash does not scale q by 1/sqrt(D) (measured): it is done here. A
-  Mosaic kernel cannot be partitioned automatically, so inside `kernels_mesh(mesh)` (what the
-  trainer and the samplers run under) it runs per shard through `shard_map` over the batch axes.
+  Mosaic kernel cannot be partitioned automatically, so inside `parallel.use_mesh(mesh)` (what
+  the trainer and the samplers run under) it runs per shard through `shard_map` over the batch
+  axes (and `context`, where frames are split over it).
 * `auto`: `cudnn` on GPU; on TPU `splash` for sequences of at least one 128-token block (the U-Net's
   spatial attention at 16x16 pixels and up) and `xla` for shorter ones (temporal attention over
   16 frames, cross-attention to 4 tokens, CLIP's 77: padded to 128 they took 5.6x the
   temporaries of XLA attention in a tiny U-Net step compiled for v5e:2x2), and only inside
-  `kernels_mesh` or on one chip; `xla` elsewhere. The target is the mesh's platform when one is
+  `use_mesh` or on one chip; `xla` elsewhere. The target is the mesh's platform when one is
   set (a CPU host compiling for TPU picks the TPU's kernels).
 
 All take q (N, T, H, D), k and v (N, S, H, D), an optional key mask (N, S) (True: attend) or
@@ -23,32 +24,17 @@ All take q (N, T, H, D), k and v (N, S, H, D), an optional key mask (N, S) (True
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import math
 
 import jax
 import jax.numpy as jnp
 
+from mav_jax.parallel.mesh_context import current_mesh
 from mav_jax.parallel.sharding import BATCH_AXES
 
 ATTENTION_IMPLS = ("auto", "xla", "splash", "cudnn")
 SPLASH_BLOCK = 128  # splash tiles sequences in blocks of this many tokens
-
-
-_MESH: contextvars.ContextVar = contextvars.ContextVar("kernels_mesh", default=None)
-
-
-@contextlib.contextmanager
-def kernels_mesh(mesh: jax.sharding.Mesh):
-    """Within it, kernels that cannot be partitioned automatically (splash) run per shard of
-    `mesh` (jax.set_mesh would do, but it also turns Flax's logical axis names into mesh axes)."""
-    token = _MESH.set(mesh)
-    try:
-        yield
-    finally:
-        _MESH.reset(token)
 
 
 def attention_impl_problems(impl: str, backend: str | None = None) -> list[str]:
@@ -84,8 +70,8 @@ def resolve_attention_impl(
 
 
 def _target_backend() -> str:
-    """The platform the program is for: the kernels mesh's, else JAX's default backend."""
-    mesh = _MESH.get()
+    """The platform the program is for: the current mesh's, else JAX's default backend."""
+    mesh = current_mesh()
     return mesh.devices.flat[0].platform if mesh is not None else jax.default_backend()
 
 
@@ -126,7 +112,7 @@ def attend(
 
 def _splash_placeable() -> bool:
     """Whether splash can run here: under a mesh context (shard_map), or on one device."""
-    return _MESH.get() is not None or jax.device_count() == 1
+    return current_mesh() is not None or jax.device_count() == 1
 
 
 def _padded(length: int) -> int:
@@ -178,8 +164,11 @@ def _splash_local(q, k, v, key_valid, causal: bool, interpret: bool):
 def _splash(q, k, v, mask, causal: bool, interpret: bool):
     key_valid = jnp.ones(k.shape[:2], bool) if mask is None else mask.astype(bool)
     local = functools.partial(_splash_local, causal=causal, interpret=interpret)
-    mesh = _MESH.get()
-    axes = tuple(a for a in BATCH_AXES if mesh is not None and a in mesh.axis_names)
+    mesh = current_mesh()
+    axes = tuple(a for a in (*BATCH_AXES, "context") if mesh is not None and a in mesh.axis_names)
+    # Frames split over `context` split (B*F) sequences too; keep the axes that divide them.
+    while axes and q.shape[0] % math.prod(mesh.shape[a] for a in axes):
+        axes = axes[:-1]
     if not axes:
         return local(q, k, v, key_valid)
     spec = jax.sharding.PartitionSpec(axes)

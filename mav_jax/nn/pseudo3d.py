@@ -6,7 +6,10 @@ zero-initialised attention output on a residual path), so a video layer made fro
 layer starts out computing exactly the image layer, frame by frame. With temporal mixing off
 (no temporal layers, `temporal=False` at call time, or F == 1) both are exactly the 2-D layer.
 
-Video tensors are channels-last `(B, F, H, W, C)`.
+Video tensors are channels-last `(B, F, H, W, C)`. Under `parallel.use_mesh`, frames split over
+the `context` mesh axis: the spatial layers need nothing from other devices; the temporal conv
+keeps frames split (the compiler exchanges a halo of (k-1)/2 frames with each neighbour), and the
+temporal attention reshards to whole frame sequences split by pixel (an all-to-all) and back.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from flax import nnx
 from mav_jax.nn.embeddings import frame_position_encoding
 from mav_jax.nn.layers import Dtype, conv, dirac_init, layer_norm
 from mav_jax.nn.transformer import FeedForward, MultiHeadAttention
+from mav_jax.parallel import logical_axes as ax
+from mav_jax.parallel.mesh_context import constrain
 
 # Attribute names of every temporal sub-layer. The weight transplant and temporal-only training
 # find the temporal parameters by these names (see `mav_jax.nn.unet.is_temporal_path`).
 TEMPORAL_CONV = "temporal_conv"
 TEMPORAL_NORM = "temporal_norm"
 TEMPORAL_ATTENTION = "temporal_attention"
+
+VIDEO_AXES = (ax.BATCH, ax.FRAMES, ax.HEIGHT, ax.WIDTH, None)  # (B, F, H, W, C)
 
 
 def _frames_to_sequences(x: jax.Array) -> jax.Array:
@@ -73,10 +80,11 @@ class Pseudo3DConv(nnx.Module):
     def __call__(self, x: jax.Array, *, temporal: bool = True) -> jax.Array:
         if x.ndim != 5:
             raise ValueError(f"Pseudo3DConv expects a video (B, F, H, W, C), got shape {x.shape}.")
-        y = self.spatial_conv(x)  # (B, F, H, W, C'): leading (B, F) are batch dims
+        y = constrain(self.spatial_conv(x), VIDEO_AXES)  # (B, F, H, W, C'): (B, F) batch dims
         if self.temporal_conv is None or not temporal or x.shape[1] == 1:
             return y
-        return _sequences_to_frames(self.temporal_conv(_frames_to_sequences(y)), y.shape)
+        seq = constrain(_frames_to_sequences(y), (ax.BATCH, ax.FRAMES, None))  # (B*H*W, F, C')
+        return constrain(_sequences_to_frames(self.temporal_conv(seq), y.shape), VIDEO_AXES)
 
 
 class Pseudo3DAttention(nnx.Module):
@@ -139,10 +147,11 @@ class Pseudo3DAttention(nnx.Module):
         x = tokens.reshape(b, f, h, w, c)
         if self.temporal_attention is None or not temporal or f == 1:
             return x
-        seq = _frames_to_sequences(x)  # (B*H*W, F, C)
+        x = constrain(x, VIDEO_AXES)
+        seq = constrain(_frames_to_sequences(x), (ax.PIXELS, None, None))  # (B*H*W, F, C)
         normed = self.temporal_norm(seq) + frame_position_encoding(f, c)[None]
         update = self.temporal_attention(normed.astype(self.dtype))
-        return x + _sequences_to_frames(update, x.shape)
+        return x + constrain(_sequences_to_frames(update, x.shape), VIDEO_AXES)
 
     def _attend(self, attention, norm, tokens, context=None):
         return attention(norm(tokens).astype(self.dtype), context)

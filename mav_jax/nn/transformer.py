@@ -14,7 +14,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mav_jax.nn.attention_kernels import attend
+from mav_jax.nn.block_scan import scan_blocks
 from mav_jax.nn.layers import Dtype, axes_metadata, dense, layer_norm
+from mav_jax.nn.remat import normalise_remat, rematted
 from mav_jax.parallel import logical_axes as ax
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -144,7 +146,8 @@ class TransformerBlock(nnx.Module):
 
 
 class Transformer(nnx.Module):
-    """A stack of `TransformerBlock`s; `remat` recomputes each block's activations in backward."""
+    """A stack of `TransformerBlock`s. `remat` names what the backward pass keeps of each block
+    (`nn.remat`); `scan_blocks` runs the stack as one `lax.scan` (one block to compile)."""
 
     def __init__(
         self,
@@ -153,12 +156,14 @@ class Transformer(nnx.Module):
         num_heads: int,
         *,
         activation: str = "gelu",
-        remat: bool = False,
+        remat: bool | str = "none",
+        scan_blocks: bool = False,
         dtype: Dtype = jnp.float32,
         attention_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
-        self.remat = remat
+        self.remat = normalise_remat(remat)
+        self.scan_blocks = scan_blocks
         self.blocks = nnx.List(
             [
                 TransformerBlock(
@@ -177,7 +182,9 @@ class Transformer(nnx.Module):
         self, x: jax.Array, *, mask: jax.Array | None = None, causal: bool = False
     ) -> jax.Array:
         """x (N, T, width) -> (N, T, width)."""
+        apply = lambda block, h, _: block(h, mask=mask, causal=causal)  # noqa: E731
+        if self.scan_blocks and len(self.blocks) > 1:
+            return scan_blocks(list(self.blocks), apply, x, None, self.remat)[0]
         for block in self.blocks:
-            apply = lambda b, h: b(h, mask=mask, causal=causal)  # noqa: E731
-            x = nnx.remat(apply)(block, x) if self.remat else apply(block, x)
+            x = rematted(apply, self.remat)(block, x, None)
         return x

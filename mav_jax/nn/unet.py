@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mav_jax.nn.block_scan import identical_runs, scan_blocks
 from mav_jax.nn.embeddings import ScalarEmbedding
 from mav_jax.nn.layers import axes_metadata, conv, dense, group_norm, layer_norm
 from mav_jax.nn.pseudo3d import (
@@ -30,6 +31,7 @@ from mav_jax.nn.pseudo3d import (
     Pseudo3DAttention,
     Pseudo3DConv,
 )
+from mav_jax.nn.remat import rematted
 from mav_jax.nn.unet_config import UNetConfig
 from mav_jax.parallel import logical_axes as ax
 
@@ -311,32 +313,60 @@ class SpatioTemporalUNet(nnx.Module):
         h = x if extra is None else jnp.concatenate([x, extra.astype(x.dtype)], axis=-1)
         h = self.input_conv(h.astype(cfg.compute_dtype), temporal=temporal)  # (B, F, H, W, base)
 
-        block_index = itertools.count()  # a distinct dropout key per block
+        def apply_block(block: UNetBlock, h, inputs):
+            skip, key = inputs  # the up path's skip connection; the block's dropout key
+            if skip is not None:
+                h = jnp.concatenate([h, skip.astype(h.dtype)], axis=-1)
+            return block(h, emb, context, key, deterministic=deterministic, temporal=temporal)
 
-        def run(block: UNetBlock, h):
-            index = next(block_index)
-            key = None if dropout_key is None else jax.random.fold_in(dropout_key, index)
-            apply = lambda blk, h, emb, context, key: blk(  # noqa: E731
-                h, emb, context, key, deterministic=deterministic, temporal=temporal
-            )
-            if cfg.remat:
-                apply = nnx.remat(apply)
-            return apply(block, h, emb, context, key)
+        block_count = itertools.count()  # a distinct dropout key per block, in order
+
+        def run_row(blocks: list[UNetBlock], h, skips: list | None) -> tuple[jax.Array, list]:
+            """Blocks in a row (scanned when `scan_blocks`): (last output, every output)."""
+            skips = skips if skips is not None else [None] * len(blocks)
+            keys = [
+                None if dropout_key is None else jax.random.fold_in(dropout_key, next(block_count))
+                for _ in blocks
+            ]
+            if len(blocks) > 1:
+                per_block = (
+                    None if skips[0] is None else jnp.stack(skips),
+                    None if dropout_key is None else jnp.stack(keys),
+                )
+                h, outputs = scan_blocks(blocks, apply_block, h, per_block, cfg.remat)
+                return h, list(outputs)
+            outputs = []
+            for block, skip, key in zip(blocks, skips, keys, strict=True):
+                h = rematted(apply_block, cfg.remat)(block, h, (skip, key))
+                outputs.append(h)
+            return h, outputs
 
         skips = [h]
-        for layer in self.down:
-            h = layer(h) if isinstance(layer, Downsample) else run(layer, h)
-            skips.append(h)
-        for layer in self.middle:
-            h = run(layer, h)
-        for layer in self.up:
-            if isinstance(layer, Upsample):
-                h = layer(h)
+        for row in self._rows(self.down):
+            if isinstance(row[0], Downsample):
+                h = row[0](h)
+                skips.append(h)
             else:
-                h = run(layer, jnp.concatenate([h, skips.pop().astype(h.dtype)], axis=-1))
+                h, outputs = run_row(row, h, None)
+                skips.extend(outputs)
+        for row in self._rows(self.middle):
+            h, _ = run_row(row, h, None)
+        for row in self._rows(self.up):
+            if isinstance(row[0], Upsample):
+                h = row[0](h)
+            else:
+                h, _ = run_row(row, h, [skips.pop() for _ in row])
 
         h = jax.nn.silu(_per_frame_group_norm(self.output_norm, h)).astype(cfg.compute_dtype)
         return self.output_conv(h, temporal=temporal).astype(jnp.float32)
+
+    def _rows(self, layers) -> list[list[nnx.Module]]:
+        """`layers` in order as rows to run together: with `scan_blocks`, each run of identical
+        consecutive UNetBlocks (same structure and parameter shapes) is one row; else one each."""
+        if not self.config.scan_blocks:
+            return [[layer] for layer in layers]
+        runs = identical_runs(layers, lambda layer: isinstance(layer, UNetBlock))
+        return [list(layers[start:stop]) for start, stop in runs]
 
     def _with_null_embedding(self, embedding: jax.Array, mask: jax.Array | None) -> jax.Array:
         """Swap in the null embedding where `mask` is False (learned, or zeros)."""

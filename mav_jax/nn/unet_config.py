@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from mav_jax.config_dataclass import from_mapping
 from mav_jax.nn.attention_kernels import attention_impl_problems
+from mav_jax.nn.remat import normalise_remat, remat_problems
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -41,7 +42,8 @@ class UNetConfig:
     num_context_tokens: int = 4  # tokens the global embedding is projected to, for cross-attention
     null_embedding: str = "learned"  # classifier-free guidance: "learned" or "zero"
     dtype: str = "float32"  # compute dtype; parameters are always float32
-    remat: bool = False  # rematerialise each block in the backward pass
+    remat: str = "none"  # what backward keeps of each block: none, full, save_dots, offload
+    scan_blocks: bool = False  # run each row of identical blocks as one lax.scan (compile time)
     attention_impl: str = "auto"  # auto, xla, splash (TPU) or cudnn (GPU): nn.attention_kernels
 
     def __post_init__(self):
@@ -61,6 +63,8 @@ class UNetConfig:
         if self.dtype not in _DTYPES:
             problems.append(f"dtype must be one of {sorted(_DTYPES)}, got '{self.dtype}'")
         problems += attention_impl_problems(self.attention_impl)
+        problems += remat_problems(self.remat)
+        object.__setattr__(self, "remat", normalise_remat(self.remat))  # True/False: older configs
         if self.null_embedding not in ("learned", "zero"):
             problems.append(
                 f"null_embedding must be 'learned' or 'zero', got '{self.null_embedding}'"

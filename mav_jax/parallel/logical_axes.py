@@ -2,8 +2,8 @@
 
 Models annotate every parameter dimension with one of these names; a rule table (see
 `mav_jax.parallel.sharding.DEFAULT_RULES`, or a config's own) maps them to the physical mesh axes
-`('data', 'fsdp', 'tensor')`. Keeping the names here, and only here, lets a new mesh shard the model
-without touching it.
+`('data', 'fsdp', 'context', 'tensor')`. Keeping the names here, and only here, lets a new mesh
+shard the model without touching it.
 """
 
 # Activations.
@@ -12,6 +12,9 @@ FRAMES = "frames"
 HEIGHT = "height"
 WIDTH = "width"
 TOKENS = "tokens"
+# A video's pixels as the temporal layers see them, (B*H*W, F, C): the batch axes and `context`
+# (what temporal attention reshards to, so each device holds whole frame sequences).
+PIXELS = "pixels"
 
 # Parameters.
 EMBED = "embed"  # channel / model width of a dense layer's input or output
@@ -31,6 +34,7 @@ ALL = (
     HEIGHT,
     WIDTH,
     TOKENS,
+    PIXELS,
     EMBED,
     MLP,
     HEADS,

@@ -17,7 +17,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mav_jax.parallel import logical_axes as ax
 
-MESH_AXES = ("data", "fsdp", "tensor")
+# 'context' splits a video's frames (spatial layers work frame by frame, so they need no
+# communication; the temporal layers exchange frames: `nn.pseudo3d`).
+MESH_AXES = ("data", "fsdp", "context", "tensor")
 BATCH_AXES = ("data", "fsdp")  # a global batch is split over both
 
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
@@ -45,7 +47,8 @@ DEFAULT_RULES: Rules = (
     (ax.VOCAB, None),
     (ax.CONV_WINDOW, None),
     (ax.NORM, None),
-    (ax.FRAMES, None),
+    (ax.FRAMES, "context"),
+    (ax.PIXELS, ("data", "fsdp", "context")),
     (ax.HEIGHT, None),
     (ax.WIDTH, None),
     (ax.TOKENS, None),
@@ -63,11 +66,26 @@ def parse_mesh(text: str) -> dict[str, int]:
     return mesh
 
 
-def make_mesh(shape: dict[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A mesh with axes ('data', 'fsdp', 'tensor'); `shape` gives sizes (missing axes are 1).
+def context_problems(mesh_shape: dict[str, int], num_frames: int) -> list[str]:
+    """What is wrong with splitting `num_frames` frames per clip over the mesh's `context` axis."""
+    context = int(mesh_shape.get("context", 1))
+    if context > 1 and num_frames % context:
+        return [
+            f"the mesh's context axis ({context}) must divide the stage's {num_frames} frames per "
+            "clip (each device takes num_frames / context of them): change mesh.context"
+        ]
+    return []
 
-    A size of -1 takes all remaining devices.
+
+def make_mesh(shape: dict[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A mesh with axes MESH_AXES; `shape` gives sizes (missing axes are 1).
+
+    A size of -1 takes all remaining devices. `num_slices` (in `shape`, default 1) > 1 builds a
+    multi-slice mesh: the `data` axis spans the slices (data-parallel gradients are the only
+    traffic over the slow data-centre network), every other axis stays inside a slice (ICI).
     """
+    shape = dict(shape)
+    num_slices = int(shape.pop("num_slices", 1))
     unknown = set(shape) - set(MESH_AXES)
     if unknown:
         raise ValueError(f"Unknown mesh axes {sorted(unknown)}; use only {MESH_AXES}.")
@@ -85,7 +103,30 @@ def make_mesh(shape: dict[str, int], devices: Sequence[jax.Device] | None = None
             f"Mesh {dict(zip(MESH_AXES, sizes, strict=True))} needs {int(np.prod(sizes))} devices, "
             f"but {len(devices)} are available."
         )
+    if num_slices > 1:
+        return _multi_slice_mesh(sizes, devices, num_slices)
     return Mesh(np.asarray(devices).reshape(sizes), MESH_AXES)
+
+
+def _multi_slice_mesh(sizes: list[int], devices: list, num_slices: int) -> Mesh:
+    from jax.experimental import mesh_utils
+
+    data = MESH_AXES.index("data")
+    if sizes[data] % num_slices:
+        raise ValueError(
+            f"The data axis ({sizes[data]}) must be a multiple of num_slices={num_slices}: "
+            "it is the axis that spans the slices."
+        )
+    if not all(hasattr(d, "slice_index") for d in devices):
+        raise ValueError(
+            f"num_slices={num_slices} needs devices that know their slice (multi-slice TPUs); "
+            "these do not."
+        )
+    per_slice = list(sizes)
+    per_slice[data] //= num_slices
+    across = [num_slices if i == data else 1 for i in range(len(sizes))]
+    grid = mesh_utils.create_hybrid_device_mesh(per_slice, across, devices)
+    return Mesh(grid, MESH_AXES)
 
 
 def logical_to_mesh_spec(
@@ -113,7 +154,7 @@ def logical_to_mesh_spec(
         axes = (target,) if isinstance(target, str) else tuple(target or ())
         kept = []
         for axis in axes:
-            if axis in used:
+            if axis in used or axis not in mesh.shape:
                 continue
             if size % (int(np.prod([mesh.shape[a] for a in kept])) * mesh.shape[axis]) == 0:
                 kept.append(axis)

@@ -88,11 +88,15 @@ def lower_train_step(config, stage, mesh, per_device_batch: int):
     """The trainer's step (its shardings, donation, remat, accumulation, temporal-only) lowered for
     `per_device_batch` examples per batch shard of `mesh`, from abstract inputs; returns
     (lowered, abstract state, abstract batch). Nothing is allocated or run."""
-    from mav_jax.nn.attention_kernels import kernels_mesh
-    from mav_jax.parallel.sharding import batch_shards
+    from mav_jax.parallel import rules_from_config
+    from mav_jax.parallel.mesh_context import use_mesh
+    from mav_jax.parallel.sharding import batch_shards, context_problems
     from mav_jax.train.step import train_step_from_config
 
-    with kernels_mesh(mesh):  # splash attention per shard, as the trainer runs it
+    if problems := context_problems(dict(mesh.shape), stage.num_frames):
+        raise ValueError(problems[0])
+
+    with use_mesh(mesh, rules_from_config(config)):  # activation shardings, as the trainer
         graphdef, state, optimizer = abstract_train_state(config, stage, mesh)
         batch = example_batch(stage, per_device_batch * batch_shards(mesh))
         step = train_step_from_config(config, graphdef, stage, optimizer, mesh, state, batch)

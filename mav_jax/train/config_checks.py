@@ -7,7 +7,7 @@ import tensorflow_datasets as tfds
 
 from mav_jax.data import files
 from mav_jax.parallel import make_mesh, rules_from_config
-from mav_jax.parallel.sharding import batch_shards
+from mav_jax.parallel.sharding import batch_shards, context_problems
 from mav_jax.train.evaluators import evaluator_problems
 
 
@@ -52,6 +52,7 @@ def check_config(config, stage) -> None:
     except ValueError as error:
         found.append(f"config.mesh: {error}")
     else:
+        found += [f"config.mesh: {p}" for p in context_problems(dict(mesh.shape), stage.num_frames)]
         shards = batch_shards(mesh)
         per_step = shards * max(train.grad_accum_steps, 1)
         if train.global_batch_size % per_step:

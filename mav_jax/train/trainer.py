@@ -29,8 +29,8 @@ from mav_jax.data.loader import (
     video_source,
 )
 from mav_jax.data.video_io import tile_videos, write_gif, write_mp4
-from mav_jax.nn.attention_kernels import kernels_mesh
-from mav_jax.parallel import make_mesh
+from mav_jax.parallel import make_mesh, rules_from_config
+from mav_jax.parallel.mesh_context import use_mesh
 from mav_jax.stages import Stage, stage_from_config, to_uint8
 from mav_jax.train.checkpoints import Checkpointer, abstract_like
 from mav_jax.train.config_checks import ConfigError, check_config
@@ -140,7 +140,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     check_config(config, stage)
     mesh = make_mesh(dict(config.mesh))
     # Kernels that cannot be partitioned automatically (splash attention) run per shard of it.
-    with kernels_mesh(mesh):
+    with use_mesh(mesh, rules_from_config(config)):
         return _train_and_evaluate(config, workdir, stage, mesh)
 
 
