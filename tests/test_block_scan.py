@@ -16,6 +16,11 @@ from mav_jax.state_paths import flat_params
 # Two res blocks per level: the down path's and the up path's rows of identical blocks (with and
 # without attention, with skip connections) are what the scan stacks.
 CFG = FULL_CONDITIONING.replace(num_res_blocks=2, dropout=0.1)
+# One attending level of three blocks: down is one row of 3, up one row of 4 (skip connections
+# included); cheaper to compile than CFG's two levels.
+ONE_LEVEL = FULL_CONDITIONING.replace(
+    channel_mults=(1,), attention_levels=(0,), num_res_blocks=3, dropout=0.1
+)
 
 
 def _rows(cfg):
@@ -33,9 +38,12 @@ def test_rows_group_only_identical_consecutive_blocks():
 
 @pytest.fixture(scope="module")
 def unrolled_and_scanned():
-    model = SpatioTemporalUNet(CFG, rngs=nnx.Rngs(3))
+    assert _rows(ONE_LEVEL.replace(scan_blocks=True)) == [3, 4]
+    model = SpatioTemporalUNet(ONE_LEVEL, rngs=nnx.Rngs(3))
     graphdef, state = nnx.split(model)
-    scanned = SpatioTemporalUNet(CFG.replace(scan_blocks=True, remat="full"), rngs=nnx.Rngs(3))
+    scanned = SpatioTemporalUNet(
+        ONE_LEVEL.replace(scan_blocks=True, remat="full"), rngs=nnx.Rngs(3)
+    )
     return model, scanned, graphdef, nnx.graphdef(scanned), state
 
 
@@ -44,7 +52,7 @@ def test_scanned_unet_equals_unrolled_in_outputs_and_gradients(unrolled_and_scan
     # The parameters live at the same paths: checkpoints, the transplant and temporal-only
     # training (which select by path) cannot tell the two apart.
     assert flat_params(model).keys() == flat_params(scanned).keys()
-    cond = make_conditioning(CFG, jax.random.key(1), 2, 3, 8, 8)
+    cond = make_conditioning(ONE_LEVEL, jax.random.key(1), 2, 3, 8, 8)
     t = cond.pop("timesteps")
     x = jax.random.normal(jax.random.key(2), (2, 3, 8, 8, 3))
     # Temporal layers away from the identity, so the temporal conv and attention both matter.
@@ -65,11 +73,11 @@ def test_scanned_unet_equals_unrolled_in_outputs_and_gradients(unrolled_and_scan
 def test_scanned_video_unet_at_init_is_the_image_unet_per_frame(unrolled_and_scanned):
     _, scanned, *_ = unrolled_and_scanned
     image = SpatioTemporalUNet(
-        CFG.replace(temporal=False, fps_conditioning=False), rngs=nnx.Rngs(1)
+        ONE_LEVEL.replace(temporal=False, fps_conditioning=False), rngs=nnx.Rngs(1)
     )
     video = nnx.clone(scanned)
     transplant_spatial_params(nnx.state(image, nnx.Param), video)
-    cond = make_conditioning(CFG, jax.random.key(6), 1, 3, 8, 8)
+    cond = make_conditioning(ONE_LEVEL, jax.random.key(6), 1, 3, 8, 8)
     t = cond.pop("timesteps")
     x = jax.random.normal(jax.random.key(7), (1, 3, 8, 8, 3))
     video_out = unet_denoise_fn(nnx.graphdef(video))(nnx.state(video), x, t, cond)

@@ -157,10 +157,10 @@ def test_a_bad_rule_table_is_a_clear_error():
     config.sharding_rules = (("heads", "tensor"),)
     with pytest.raises(ValueError, match="no rule for"):
         rules_from_config(config)
-    config.sharding_rules = (("frames", "context"),)
+    config.sharding_rules = (("frames", "sequence"),)
     with pytest.raises(ValueError, match="mesh axes"):
         rules_from_config(config)
-    config.sharding_rules = (("pixels", None),)
+    config.sharding_rules = (("voxels", None),)
     with pytest.raises(ValueError, match="no layer uses"):
         rules_from_config(config)
 
