@@ -126,3 +126,23 @@ def test_an_unknown_remat_policy_is_a_config_error():
     with pytest.raises(ValueError, match="remat must be one of"):
         PriorConfig(remat="sometimes")
     assert FULL_CONDITIONING.replace(remat=True).remat == "full"  # older configs' booleans
+
+
+def test_a_rematted_unet_runs_inside_a_sampler_loop():
+    """Samplers merge the model inside a loop body; remat must not write state back there."""
+    cond = make_conditioning(FULL_CONDITIONING, jax.random.key(3), 1, 2, 8, 8)
+    t = cond.pop("timesteps")
+    x = jax.random.normal(jax.random.key(4), (1, 2, 8, 8, 3))
+    state = nnx.state(SpatioTemporalUNet(FULL_CONDITIONING, rngs=nnx.Rngs(0)))
+
+    def two_steps(remat):
+        graphdef = nnx.graphdef(
+            nnx.eval_shape(
+                lambda: SpatioTemporalUNet(FULL_CONDITIONING.replace(remat=remat), rngs=nnx.Rngs(0))
+            )
+        )
+        denoise = unet_denoise_fn(graphdef)
+        loop = lambda s, x: jax.lax.fori_loop(0, 2, lambda _, x: denoise(s, x, t, cond), x)  # noqa: E731
+        return jax.jit(loop)(state, x)
+
+    np.testing.assert_allclose(two_steps("full"), two_steps("none"), atol=1e-5, rtol=1e-5)

@@ -56,7 +56,19 @@ def checkpoint_policy(name: str) -> Callable | None:
 
 
 def rematted(fn: Callable, remat: str) -> Callable:
-    """`fn` under `nnx.remat` with the named policy, or `fn` itself for `none`."""
+    """`fn(module, *args)` rematerialised with the named policy, or `fn` itself for `none`.
+
+    The module goes through `jax.checkpoint` as its split state, merged back inside: `nnx.remat`
+    writes the module's state back after the call, which fails where the module was merged
+    inside a sampler's loop ("Cannot mutate Param from a different trace level"). The blocks hold
+    no state that a call changes, so nothing needs writing back."""
     if remat == "none":
         return fn
-    return nnx.remat(fn, policy=checkpoint_policy(remat))
+    policy = checkpoint_policy(remat)
+
+    def call(module: nnx.Module, *args):
+        graphdef, state = nnx.split(module)
+        pure = lambda state, *args: fn(nnx.merge(graphdef, state), *args)  # noqa: E731
+        return jax.checkpoint(pure, policy=policy)(state, *args)
+
+    return call
