@@ -93,6 +93,8 @@ def train_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     cfg.weight_decay = 0.0
     cfg.clip_norm = 1.0
     cfg.ema_decay = 0.99 if tiny else 0.9999
+    # TPU compiler flags for the train step, name=value,... (ignored on other backends).
+    cfg.tpu_compiler_options = "xla_tpu_scoped_vmem_limit_kib=4096"
     cfg.temporal_only = False  # Video phase: train only temporal layers (+ fps embedding).
     cfg.log_every = 10 if tiny else 100
     cfg.checkpoint_every = 100 if tiny else 5000

@@ -87,6 +87,7 @@ def compile_step(
 ) -> dict:
     """Compile the trainer's step for `devices`; the compiler's per-device figures."""
     from mav_jax.parallel import make_mesh
+    from mav_jax.parallel.compiler_options import step_compiler_options
     from mav_jax.stages import stage_from_config
     from mav_jax.train.abstract_state import lower_train_step
 
@@ -95,7 +96,7 @@ def compile_step(
     lowered = lower_train_step(config, stage, mesh, per_device_batch)[0]
     began = time.perf_counter()
     try:
-        compiled = lowered.compile()
+        compiled = lowered.compile(step_compiler_options(config, mesh))
     except Exception as error:  # libtpu's XlaRuntimeError
         if not _out_of_memory(str(error)):
             raise
@@ -213,6 +214,7 @@ def plan_on_topology(
         "device_kind": devices[0].device_kind,
         "devices": len(devices),
         "mesh": mesh_shape,
+        "compiler_options": config.train.get("tpu_compiler_options", ""),
         "hbm_gib_per_device": hbm,
         "micro_batch_per_device": micro,
         **{k: v for k, v in at_config.items() if k != "per_device_batch"},

@@ -101,6 +101,7 @@ def test_video_phase_starts_from_the_image_weights_and_trains_only_temporal_laye
         ({"mesh.fsdp": 3}, "config.mesh"),
         ({"phase": "video", "init_from": "/nonexistent/run"}, "does not exist"),
         ({"phase": "audio"}, "config.phase must be one of"),
+        ({"train.tpu_compiler_options": "conv_fusion"}, "tpu_compiler_options entry"),
     ],
 )
 def test_bad_configs_fail_before_compiling_with_what_to_fix(

@@ -75,14 +75,48 @@ def conv(
     )
 
 
-def group_norm(num_features: int, *, rngs: nnx.Rngs, max_groups: int = 32) -> nnx.GroupNorm:
+class ChannelGroupNorm(nnx.GroupNorm):
+    """nnx.GroupNorm (same parameters, same outputs) whose statistics come from per-channel moments.
+
+    nnx.GroupNorm reshapes the activation to (..., groups, C / groups) to reduce it: at 320
+    channels in 32 groups that puts 10 values on the TPU's 128-wide lane axis, and the TPU
+    compiler spends minutes re-lowering the conv fusions it feeds. Here the big tensor is reduced
+    over its spatial axes with channels left minor, and only the (N, C) moments are grouped.
+    The variance is E[x^2] - E[x]^2, as nnx.GroupNorm's default `use_fast_variance`.
+    """
+
+    def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+        if mask is not None or self.reduction_axes is not None:
+            return super().__call__(x, mask=mask)
+        x32 = x.astype(jnp.float32)  # (N, ..., C)
+        spatial = tuple(range(1, x.ndim - 1))
+        channel_mean = jnp.mean(x32, axis=spatial)  # (N, C)
+        channel_square = jnp.mean(jnp.square(x32), axis=spatial)  # (N, C)
+        n, c = channel_mean.shape
+        grouped = (n, self.num_groups, c // self.num_groups)
+        mean = jnp.mean(channel_mean.reshape(grouped), axis=-1)  # (N, G)
+        square = jnp.mean(channel_square.reshape(grouped), axis=-1)  # (N, G)
+        inv_std = jax.lax.rsqrt(jnp.maximum(square - jnp.square(mean), 0.0) + self.epsilon)
+        mean = jnp.repeat(mean, self.group_size, axis=1)  # (N, C)
+        inv_std = jnp.repeat(inv_std, self.group_size, axis=1)  # (N, C)
+        if self.scale is not None:
+            inv_std = inv_std * self.scale[...]
+        shift = -mean * inv_std
+        if self.bias is not None:
+            shift = shift + self.bias[...]
+        broadcast = (n,) + (1,) * len(spatial) + (c,)
+        y = x32 * inv_std.reshape(broadcast) + shift.reshape(broadcast)
+        return y.astype(self.dtype or jnp.float32)
+
+
+def group_norm(num_features: int, *, rngs: nnx.Rngs, max_groups: int = 32) -> ChannelGroupNorm:
     """GroupNorm computed in float32, with the largest group count <= max_groups dividing C.
 
     It normalises over everything but the first axis, so callers fold frames into the batch to
     keep statistics per frame (what makes images and one-frame videos the same thing).
     """
     groups = max(g for g in range(1, min(max_groups, num_features) + 1) if num_features % g == 0)
-    return nnx.GroupNorm(
+    return ChannelGroupNorm(
         num_features,
         num_groups=groups,
         epsilon=1e-5,

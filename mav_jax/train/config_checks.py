@@ -7,6 +7,7 @@ import tensorflow_datasets as tfds
 
 from mav_jax.data import files
 from mav_jax.parallel import make_mesh, rules_from_config
+from mav_jax.parallel.compiler_options import parse_compiler_options
 from mav_jax.parallel.sharding import batch_shards, context_problems
 from mav_jax.train.evaluators import evaluator_problems
 
@@ -65,6 +66,10 @@ def check_config(config, stage) -> None:
             f"config.train.global_batch_size={train.global_batch_size} must be divisible by the "
             f"{jax.process_count()} processes"
         )
+    try:
+        parse_compiler_options(train.get("tpu_compiler_options", ""))
+    except ValueError as error:
+        found.append(f"config.train.{error}")
     found += dataset_problems(config.data.dataset, stage.split, config.data.data_dir or None)
     if config.get("init_from") and not files.exists(config.init_from):
         found.append(

@@ -30,6 +30,7 @@ from mav_jax.data.loader import (
 )
 from mav_jax.data.video_io import tile_videos, write_gif, write_mp4
 from mav_jax.parallel import make_mesh, rules_from_config
+from mav_jax.parallel.compiler_options import step_compiler_options
 from mav_jax.parallel.mesh_context import use_mesh
 from mav_jax.stages import Stage, stage_from_config, to_uint8
 from mav_jax.train.checkpoints import Checkpointer, abstract_like
@@ -188,7 +189,7 @@ def _train_and_evaluate(config, workdir: str, stage, mesh) -> TrainState:
 
     batch = next_batch()
     step_fn = train_step_from_config(config, graphdef, stage, optimizer, mesh, state, batch)
-    compiled = step_fn.lower(state, batch).compile()
+    compiled = step_fn.lower(state, batch).compile(step_compiler_options(config, mesh))
     schedule = learning_rate_schedule(train.learning_rate, train.num_steps, train.warmup_steps)
     model_flops = train_step_model_flops(stage, graphdef, state.params, batch) / mesh.size
     monitor = TrainingMonitor(
