@@ -1,7 +1,8 @@
 """The input side: how frames are stored, how fast a build and the loader run per CPU core, and
 how many host cores feed one TPU host at the step times the plan tool gives.
 
-    python bench/ingest.py [--plan_json=bench/results/plan_table.json] [--json=bench/results/ingest.json]
+    python bench/ingest.py [--plan_json=bench/results/plan_table_simulated.json] \
+        [--json=bench/results/ingest.json]
 
 Source video: a 640x360, 30 fps H.264 camera pan (libx264, crf 23, as web video is; encoded by
 the builds' own `media.encode_segment`) over
@@ -18,8 +19,8 @@ downloaded. Everything runs pinned to one core (`os.sched_setaffinity`), so figu
    records (D^t and ↑F at 64, SR^t_l at 256, SR_h's 768 crops from 768-pixel image records), in
    examples per second.
 4. Cores per TPU host (4 chips): the examples/s a host consumes (global batch / 64 chips x 4 /
-   step seconds, from `bench/plan_table.py`'s JSON: its step times are at 40% of bf16 peak) over
-   the loader's examples/s per core.
+   step seconds, from `bench/plan_table_simulated.py`'s JSON: its step times are at 40% of bf16
+   peak) over the loader's examples/s per core.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 SOURCE_SIZE, SOURCE_FPS, SOURCE_FRAMES = (360, 640), 30, 304  # 4 clips of 76
 CLIP_FRAMES = 76
 CHIPS_PER_HOST = {"v5e": 4, "v5p": 4}
-HOST_CHIPS_IN_PLAN = 64  # bench/plan_table.py plans 64-chip meshes
+HOST_CHIPS_IN_PLAN = 64  # bench/plan_table_simulated.py plans 64-chip meshes
 
 
 def photographs() -> list[np.ndarray]:
@@ -218,7 +219,9 @@ def cores_table(plans: dict, loader: dict) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plan_json", default=str(ROOT / "bench/results/plan_table.json"))
+    parser.add_argument(
+        "--plan_json", default=str(ROOT / "bench/results/plan_table_simulated.json")
+    )
     parser.add_argument("--json", default=str(ROOT / "bench/results/ingest.json"))
     parser.add_argument("--loader_seconds", type=float, default=10.0)
     args = parser.parse_args()

@@ -1,112 +1,141 @@
-"""The paper-scale plan table in README: `python -m mav_jax.plan --nocompile` for every stage's
-`paper` config on a 64-chip fsdp mesh, then, per TPU type, the largest per-device batch that fits
-its HBM (remat-aware) and the step time at the config's global batch.
+"""The paper-scale plan table from the TPU compiler: every paper stage's real train step compiled
+for 64-chip slices of v4, v5e, v5p and v6e (`python -m mav_jax.plan --topology`), on this CPU host,
+with nothing allocated. (`bench/plan_table_simulated.py` makes the older fake-CPU-device estimate,
+which `bench/ingest.py` reads.)
 
-    python bench/plan_table.py [--mesh=fsdp:64] [--json=bench/results/plan_table.json]
+    pip install -e '.[plan]'
+    python bench/plan_table.py [--families=v5e,v6e] [--stages=keyframes_video,sr_low] \
+        [--json=bench/results/plan_table.json]
 
-A per-device micro-batch smaller than the config's per-device batch means gradient accumulation
-(`--config.train.grad_accum_steps`); the FLOPs per step, hence the projected time, are unchanged.
+Each stage is compiled at one example per batch shard per micro-batch (the config's global batch
+is reached by gradient accumulation, which does not change the per-chip memory), on `fsdp` x
+`context` with the context named in STAGES (a video's frames split over that many chips); results
+accumulate in --json, so a run may re-plan a few cells and keep the rest. The config's
+`train.tpu_compiler_options` apply, as in training.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CHIPS = {"v4": 32, "v5e": 16, "v5p": 95}  # HBM GiB per chip
-STAGES = {  # stage config -> extra flags the paper variant needs to plan without real files
-    "clip": ["--config.clip_tokenizer={bpe}"],
-    "prior": ["--config.clip_tokenizer={bpe}"],
-    "keyframes": ["--config.phase=video"],
-    "interpolation": [],
-    "sr_low": [],
-    "sr_high": [],
+TOPOLOGIES = {"v4": "v4:4x4x4", "v5e": "v5e:8x8", "v5p": "v5p:4x4x4", "v6e": "v6e:8x8"}
+# stage -> (config file, extra flags, context axis: frames split per clip). The CLIP tokenizer
+# flag only names a file; the plan never reads it.
+STAGES = {
+    "clip": ("clip", ["--config.clip_tokenizer={bpe}"], 1),
+    "prior": ("prior", ["--config.clip_tokenizer={bpe}"], 1),
+    "keyframes_image": ("keyframes", [], 1),
+    "keyframes_video": ("keyframes", ["--config.phase=video"], 16),
+    "interpolation": ("interpolation", [], 4),
+    "sr_low": ("sr_low", [], 16),
+    "sr_high": ("sr_high", [], 1),
 }
 
 
 def openai_bpe() -> str:
-    """OpenAI's vocabulary file, which the open_clip wheel ships (only its size matters here)."""
-    import open_clip
+    """OpenAI's vocabulary file, which the open_clip wheel ships (only its name matters here; the
+    package is located, not imported, so its torch dependencies need not be installed)."""
+    import importlib.util
 
-    return os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None:
+        sys.exit(
+            "pip install --no-deps open_clip_torch (its BPE vocabulary names CLIP's tokenizer)"
+        )
+    return os.path.join(spec.submodule_search_locations[0], "bpe_simple_vocab_16e6.txt.gz")
 
 
-def plan(stage: str, mesh: str, bpe: str) -> dict:
+def device_count(topology: str) -> int:
+    """The topology's compile-only device count (v4 shows 2 per chip), asked in a child process:
+    a process that has built a topology holds libtpu's lockfile, and the plan's would then fail."""
+    code = (
+        f"from mav_jax.plan_tpu import topology_devices; print(len(topology_devices({topology!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.split()[-1])
+
+
+def plan(stage: str, family: str, bpe: str, search: bool) -> dict:
+    config, extra, context = STAGES[stage]
+    topology = TOPOLOGIES[family]
+    devices = device_count(topology)
+    mesh = f"fsdp:{devices // context}" + (f",context:{context}" if context > 1 else "")
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        flags = [f.format(bpe=bpe) for f in STAGES[stage]]
         command = [
-            sys.executable,
-            "-m",
-            "mav_jax.plan",
-            f"--config=configs/{stage}.py:paper",
-            f"--mesh={mesh}",
-            "--nocompile",
-            "--hbm_gib=16,32,95",
-            f"--json={out.name}",
-            *flags,
+            *(sys.executable, "-m", "mav_jax.plan", f"--config=configs/{config}.py:paper"),
+            *(f"--topology={topology}", f"--mesh={mesh}", f"--json={out.name}"),
+            # One example per chip per micro-batch.
+            f"--config.train.global_batch_size={devices // context}",
+            f"--search_batch={search}",
+            *(flag.format(bpe=bpe) for flag in extra),
         ]
-        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-        return json.loads(pathlib.Path(out.name).read_text())
+        began = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode:
+            return {"error": done.stderr.strip().splitlines()[-1], "command": " ".join(command)}
+        report = json.loads(pathlib.Path(out.name).read_text())
+    report["wall_s"] = time.perf_counter() - began
+    report["command"] = " ".join(command[1:]).replace(bpe, "BPE") if bpe else " ".join(command[1:])
+    return report
 
 
 def table(plans: dict) -> str:
-    from mav_jax.plan import CHIP_PEAK_TFLOPS
-
     head = (
-        "| stage | params | GFLOP / example | state GiB / chip | saved activations GiB / example "
-        "| " + " | ".join(f"{c} ({h} GiB): batch / chip, step s" for c, h in CHIPS.items()) + " |"
+        "| stage | slice | mesh | per-chip peak GiB / HBM | fits | largest micro-batch "
+        "| TFLOP / step / chip | roofline s | compile s | host GiB |"
     )
-    rows = [head, "|" + "---|" * (5 + len(CHIPS))]
-    for stage, p in plans.items():
-        per_device = p["config_per_device_batch"]
-        flops = p["gflops_per_device_per_example"] * 1e9 * per_device
-        cells = []
-        for chip, hbm in CHIPS.items():
-            fit = p["largest_per_device_batch_with_remat"][f"{hbm} GiB"]
-            seconds = flops / (CHIP_PEAK_TFLOPS[chip] * 1e12 * 0.4)
-            accumulate = math.ceil(per_device / fit) if fit else None
-            cells.append(
-                f"{fit}, {seconds:.2f}"
-                + (f" (accum {accumulate})" if accumulate and accumulate > 1 else "")
-                if fit
-                else "does not fit"
-            )
+    rows = [head, "|" + "---|" * 10]
+    for key, p in plans.items():
+        stage, family = key.split("@")
+        if "error" in p:
+            rows.append(f"| {stage} | {TOPOLOGIES[family]} | | error: {p['error'][:80]} |||||||")
+            continue
+        mesh = ",".join(f"{a}:{n}" for a, n in p["mesh"].items())
+        largest = p["largest_micro_batch_per_device"]
+        roofline = p["roofline_s_per_micro_batch"]
+        flops = p.get("flops")
         rows.append(
-            f"| {stage} | {p['params'] / 1e6:,.0f}M | {p['gflops_per_device_per_example']:,.0f} "
-            f"| {p['memory_gib_at_batch_1']['arguments']:.2f} "
-            f"| {p['saved_activations_gib_per_example']:.2f} | " + " | ".join(cells) + " |"
+            f"| {stage} | {p['topology']} | {mesh} | {p['peak_gib'] or 0:.2f} / "
+            f"{p['hbm_gib_per_device']:.0f} | {'yes' if p['fits'] else 'no'} "
+            f"| {'-' if largest is None else largest} "
+            f"| {'-' if flops is None else f'{flops / 1e12:.2f}'} "
+            f"| {'-' if roofline is None else f'{roofline:.3f}'} | {p['compile_s']:.0f} "
+            f"| {p['host_peak_rss_gib']:.1f} |"
         )
     return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mesh", default="fsdp:64")
+    parser.add_argument("--families", default=",".join(TOPOLOGIES))
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--search_batch", action="store_true", help="find the largest micro-batch")
     parser.add_argument("--json", default=str(ROOT / "bench/results/plan_table.json"))
-    parser.add_argument(
-        "--stages",
-        nargs="*",
-        default=list(STAGES),
-        help="Re-plan only these; the others come from --json.",
-    )
     args = parser.parse_args()
+    os.environ["JAX_PLATFORMS"] = "cpu"
     sys.path.insert(0, str(ROOT))
-    bpe = openai_bpe()
+    stages = args.stages.split(",")
+    # Only CLIP's and the prior's configs name the tokenizer file.
+    bpe = openai_bpe() if {"clip", "prior"} & set(stages) else ""
     plans = json.loads(pathlib.Path(args.json).read_text()) if os.path.exists(args.json) else {}
-    for stage in args.stages:
-        plans[stage] = plan(stage, args.mesh, bpe)
-        print(f"planned {stage}", file=sys.stderr, flush=True)
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(plans, f, indent=1)
-    print(table({stage: plans[stage] for stage in STAGES if stage in plans}))
+    for family in args.families.split(","):
+        for stage in stages:
+            plans[f"{stage}@{family}"] = plan(stage, family, bpe, args.search_batch)
+            print(f"planned {stage} on {TOPOLOGIES[family]}", file=sys.stderr, flush=True)
+            os.makedirs(os.path.dirname(args.json), exist_ok=True)
+            with open(args.json, "w") as f:
+                json.dump(plans, f, indent=1)
+    print(table(dict(sorted(plans.items()))))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.data.worker_count = 0
 
     config.train = common.train_config(variant)
+    config.train.tpu_compiler_options = "xla_tpu_scoped_vmem_limit_kib=8192"  # TPU compile flags.
     config.mesh = common.mesh_config()
     config.evals = common.evals_config(variant)
     return config

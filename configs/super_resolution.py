@@ -44,6 +44,7 @@ def sr_config(stage: str, variant: str, resolution: int, factor: int) -> ml_coll
     config.data.worker_count = 0
 
     config.train = common.train_config(variant)
+    config.train.tpu_compiler_options = "xla_tpu_scoped_vmem_limit_kib=8192"  # TPU compile flags.
     config.mesh = common.mesh_config()
     config.evals = common.evals_config(variant)
     return config

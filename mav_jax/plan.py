@@ -213,7 +213,7 @@ def main(argv) -> None:
             report = plan_on_topology(
                 _CONFIG.value, mesh, _TOPOLOGY.value, _SLICES.value, _SEARCH.value
             )
-        except (PlanError, ValueError) as error:  # bad topology, mesh or config: before compiling
+        except (PlanError, ValueError) as error:  # bad topology, mesh, config or compiler options
             sys.exit(f"mav_jax.plan: {error}")
         json.dump(report, sys.stdout, indent=1)
         print()

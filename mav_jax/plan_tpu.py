@@ -98,6 +98,12 @@ def compile_step(
     try:
         compiled = lowered.compile(step_compiler_options(config, mesh))
     except Exception as error:  # libtpu's XlaRuntimeError
+        if "exceeded scoped vmem" in str(error):
+            raise PlanError(
+                "The TPU compiler needs more scoped VMEM for one of this step's ops than "
+                "config.train.tpu_compiler_options allows; raise xla_tpu_scoped_vmem_limit_kib "
+                f"there. It says: {_first_line(str(error))}"
+            ) from error
         if not _out_of_memory(str(error)):
             raise
         # The TPU compiler refuses a program that cannot fit the chip: that is the answer.
