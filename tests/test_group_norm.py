@@ -43,3 +43,18 @@ def test_channel_group_norm_equals_flax_group_norm(shape, dtype):
         np.testing.assert_allclose(
             np.asarray(got, np.float32), np.asarray(want, np.float32), rtol=2e-4, atol=2e-4
         )
+
+
+@pytest.mark.parametrize(
+    "settings", [{"use_fast_variance": False}, {"dtype": None}, {"reduction_axes": (1, -1)}]
+)
+def test_settings_outside_the_channel_path_behave_as_flax(settings):
+    """What ChannelGroupNorm does not compute itself (exact variance, an inferred dtype, other
+    reduction axes) gives nnx.GroupNorm's result, not a silently different one."""
+    kwargs = {"num_groups": 4, "epsilon": 1e-5, "dtype": jnp.float32, **settings}
+    norm = ChannelGroupNorm(8, rngs=nnx.Rngs(0), **kwargs)
+    reference = nnx.GroupNorm(8, rngs=nnx.Rngs(0), **kwargs)
+    x = (5 * jax.random.normal(jax.random.key(5), (2, 3, 4, 8)) + 100).astype(jnp.bfloat16)
+    out, ref_out = norm(x), reference(x)
+    assert out.dtype == ref_out.dtype
+    np.testing.assert_array_equal(np.asarray(out, np.float32), np.asarray(ref_out, np.float32))

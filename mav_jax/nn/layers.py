@@ -79,14 +79,23 @@ class ChannelGroupNorm(nnx.GroupNorm):
     """nnx.GroupNorm (same parameters, same outputs) whose statistics come from per-channel moments.
 
     nnx.GroupNorm reshapes the activation to (..., groups, C / groups) to reduce it: at 320
-    channels in 32 groups that puts 10 values on the TPU's 128-wide lane axis, and the TPU
-    compiler spends minutes re-lowering the conv fusions it feeds. Here the big tensor is reduced
-    over its spatial axes with channels left minor, and only the (N, C) moments are grouped.
-    The variance is E[x^2] - E[x]^2, as nnx.GroupNorm's default `use_fast_variance`.
+    channels in 32 groups that puts 10 values on the TPU's 128-wide lane axis. Here the big tensor
+    is reduced over its spatial axes with channels left minor, and only the (N, C) moments are
+    grouped (docs/results.md has what it changes in the TPU compile). The variance is
+    E[x^2] - E[x]^2, as nnx.GroupNorm's default `use_fast_variance`; settings this path does not
+    cover (masks, explicit reduction axes, cross-device statistics, exact variance, an inferred
+    dtype) go to nnx.GroupNorm itself.
     """
 
     def __call__(self, x: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
-        if mask is not None or self.reduction_axes is not None:
+        unsupported = (
+            mask is not None
+            or self.reduction_axes is not None
+            or self.axis_name is not None
+            or not self.use_fast_variance
+            or self.dtype is None
+        )
+        if unsupported:
             return super().__call__(x, mask=mask)
         x32 = x.astype(jnp.float32)  # (N, ..., C)
         spatial = tuple(range(1, x.ndim - 1))
@@ -106,7 +115,7 @@ class ChannelGroupNorm(nnx.GroupNorm):
             shift = shift + self.bias[...]
         broadcast = (n,) + (1,) * len(spatial) + (c,)
         y = x32 * inv_std.reshape(broadcast) + shift.reshape(broadcast)
-        return y.astype(self.dtype or jnp.float32)
+        return y.astype(self.dtype)
 
 
 def group_norm(num_features: int, *, rngs: nnx.Rngs, max_groups: int = 32) -> ChannelGroupNorm:
