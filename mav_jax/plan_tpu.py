@@ -15,6 +15,7 @@ import math
 import re
 import resource
 import time
+from typing import Any
 
 GIB = 2**30
 PLAN_EXTRA = "pip install -e '.[plan]' (jax[tpu]: libtpu, the TPU compiler, for this jax)"
@@ -95,25 +96,9 @@ def compile_step(
     mesh = make_mesh({**mesh_shape, "num_slices": num_slices}, devices)
     lowered = lower_train_step(config, stage, mesh, per_device_batch)[0]
     began = time.perf_counter()
-    try:
-        compiled = lowered.compile(step_compiler_options(config, mesh))
-    except Exception as error:  # libtpu's XlaRuntimeError
-        if "exceeded scoped vmem" in str(error):
-            raise PlanError(
-                "The TPU compiler needs more scoped VMEM for one of this step's ops than "
-                "config.train.tpu_compiler_options allows; raise xla_tpu_scoped_vmem_limit_kib "
-                f"there. It says: {_first_line(str(error))}"
-            ) from error
-        if not _out_of_memory(str(error)):
-            raise
-        # The TPU compiler refuses a program that cannot fit the chip: that is the answer.
-        return {
-            "per_device_batch": per_device_batch,
-            "fits": False,
-            "peak_gib": _used_hbm_gib(str(error)),
-            "compiler_says": _first_line(str(error)),
-            "compile_s": time.perf_counter() - began,
-        }
+    compiled, refusal = compile_or_refusal(lowered, step_compiler_options(config, mesh))
+    if refusal is not None:
+        return {"per_device_batch": per_device_batch, **refusal}
     seconds = time.perf_counter() - began
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()
@@ -135,6 +120,42 @@ def compile_step(
         "bytes_accessed": float(cost.get("bytes accessed", 0.0)),
         "compile_s": seconds,
     }
+
+
+def compile_or_refusal(lowered, options: dict | None = None) -> tuple[Any, dict | None]:
+    """(compiled, None); or (None, the refusal) when the TPU compiler refuses a program too big
+    for the chip's HBM, which is an answer, not a crash. A shortfall of scoped VMEM (one op's
+    working set, a compiler option) is a PlanError that names the option to raise."""
+    began = time.perf_counter()
+    try:
+        return lowered.compile(options or {}), None
+    except Exception as error:  # libtpu's XlaRuntimeError
+        if "exceeded scoped vmem" in str(error):
+            raise PlanError(_vmem_shortfall(str(error))) from error
+        if not _out_of_memory(str(error)):
+            raise
+        return None, {
+            "fits": False,
+            "peak_gib": _used_hbm_gib(str(error)),
+            "compiler_says": _first_line(str(error)),
+            "compile_s": time.perf_counter() - began,
+        }
+
+
+def _vmem_shortfall(message: str) -> str:
+    """libtpu's scoped-VMEM error, shortened to the op, what it needs and the limit."""
+    op = re.search(r"allocating on stack for (%\S+) = (\S+)", message)
+    size = re.search(r"Scoped allocation with size (\S+) and limit (\S+) exceeded", message)
+    said = (
+        f"{op.group(1)} ({op.group(2)}) needs {size.group(1)} and the limit is {size.group(2)}"
+        if op and size
+        else _first_line(message)
+    )
+    return (
+        "The TPU compiler needs more scoped VMEM for one of this step's ops than "
+        "config.train.tpu_compiler_options allows; raise xla_tpu_scoped_vmem_limit_kib there. "
+        f"It says: {said}."
+    )
 
 
 def _out_of_memory(message: str) -> bool:

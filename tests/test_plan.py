@@ -119,6 +119,42 @@ def test_a_tiny_step_compiles_for_a_tpu_slice_and_an_oversized_batch_does_not_fi
     assert "memory" in report["compiler_says"].lower()
 
 
+@needs_libtpu
+def test_a_scoped_vmem_shortfall_is_a_plan_error_naming_the_flag():
+    """An op whose working set exceeds the scoped-VMEM option is the user's setting to raise, not
+    "does not fit HBM": compiled in a child process, which then holds libtpu's lockfile, not us."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = """
+import jax, jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from mav_jax.plan_tpu import PlanError, compile_or_refusal, topology_devices
+mesh = Mesh(topology_devices("v5e:2x2"), ("d",))
+x = jax.ShapeDtypeStruct((4, 1024, 8, 1024), jnp.float32, sharding=NamedSharding(mesh, P("d")))
+lowered = jax.jit(lambda x: jnp.transpose(jnp.exp(x), (0, 3, 2, 1))).lower(x)
+compiled, refusal = compile_or_refusal(lowered, {"xla_tpu_scoped_vmem_limit_kib": 4096})
+assert compiled is not None and refusal is None
+try:
+    compile_or_refusal(lowered, {"xla_tpu_scoped_vmem_limit_kib": 64})  # its transpose needs 512K
+except PlanError as error:
+    print("PLAN ERROR:", error)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "PLAN ERROR:" in done.stdout and "xla_tpu_scoped_vmem_limit_kib" in done.stdout
+    assert "needs 512.0K and the limit is 64.0K" in done.stdout, done.stdout
+
+
 def test_bad_plan_input_is_refused_before_compiling(tmp_path):
     flags = ["--config=configs/keyframes.py:tiny", "--nosearch_batch"]
     cases = {
