@@ -115,6 +115,30 @@ def table(plans: dict) -> str:
     return "\n".join(rows)
 
 
+def matrix(plans: dict) -> str:
+    """README's compact form: a row per stage, a column per family, each cell "peak / HBM GiB,
+    compile s" (the full figures are in `table`)."""
+    families = [f for f in TOPOLOGIES if any(k.endswith(f"@{f}") for k in plans)]
+    head = "| stage | context | " + " | ".join(TOPOLOGIES[f] for f in families) + " |"
+    rows = [head, "|" + "---|" * (len(families) + 2)]
+    for stage, (_, _, context) in STAGES.items():
+        cells = []
+        for family in families:
+            p = plans.get(f"{stage}@{family}")
+            if p is None:
+                cells.append("not run")
+            elif "error" in p:
+                cells.append("error")
+            else:
+                fits = "" if p["fits"] else " (does not fit)"
+                cells.append(
+                    f"{p['peak_gib'] or 0:.1f} / {p['hbm_gib_per_device']:.0f}{fits}, "
+                    f"{p['compile_s']:.0f} s"
+                )
+        rows.append(f"| {stage} | {context} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(TOPOLOGIES))
@@ -136,6 +160,8 @@ def main() -> None:
             with open(args.json, "w") as f:
                 json.dump(plans, f, indent=1)
     print(table(dict(sorted(plans.items()))))
+    print()
+    print(matrix(plans))
 
 
 if __name__ == "__main__":
