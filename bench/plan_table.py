@@ -148,11 +148,15 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["JAX_PLATFORMS"] = "cpu"
     sys.path.insert(0, str(ROOT))
-    stages = args.stages.split(",")
+    stages, families = args.stages.split(","), args.families.split(",")
+    if unknown := [s for s in stages if s not in STAGES] + [
+        f for f in families if f not in TOPOLOGIES
+    ]:
+        parser.error(f"unknown {unknown}: stages are {list(STAGES)}, families {list(TOPOLOGIES)}")
     # Only CLIP's and the prior's configs name the tokenizer file.
     bpe = openai_bpe() if {"clip", "prior"} & set(stages) else ""
     plans = json.loads(pathlib.Path(args.json).read_text()) if os.path.exists(args.json) else {}
-    for family in args.families.split(","):
+    for family in families:
         for stage in stages:
             plans[f"{stage}@{family}"] = plan(stage, family, bpe, args.search_batch)
             print(f"planned {stage} on {TOPOLOGIES[family]}", file=sys.stderr, flush=True)

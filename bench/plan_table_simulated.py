@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 
+from plan_table import openai_bpe  # this folder: the compiler's table
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHIPS = {"v4": 32, "v5e": 16, "v5p": 95}  # HBM GiB per chip
 STAGES = {  # stage config -> extra flags the paper variant needs to plan without real files
@@ -30,13 +32,6 @@ STAGES = {  # stage config -> extra flags the paper variant needs to plan withou
     "sr_low": [],
     "sr_high": [],
 }
-
-
-def openai_bpe() -> str:
-    """OpenAI's vocabulary file, which the open_clip wheel ships (only its size matters here)."""
-    import open_clip
-
-    return os.path.join(os.path.dirname(open_clip.__file__), "bpe_simple_vocab_16e6.txt.gz")
 
 
 def plan(stage: str, mesh: str, bpe: str) -> dict:

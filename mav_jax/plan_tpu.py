@@ -97,9 +97,9 @@ def compile_step(
     lowered = lower_train_step(config, stage, mesh, per_device_batch)[0]
     began = time.perf_counter()
     compiled, refusal = compile_or_refusal(lowered, step_compiler_options(config, mesh))
-    if refusal is not None:
-        return {"per_device_batch": per_device_batch, **refusal}
     seconds = time.perf_counter() - began
+    if refusal is not None:
+        return {"per_device_batch": per_device_batch, **refusal, "compile_s": seconds}
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list | tuple) else cost
@@ -126,7 +126,6 @@ def compile_or_refusal(lowered, options: dict | None = None) -> tuple[Any, dict 
     """(compiled, None); or (None, the refusal) when the TPU compiler refuses a program too big
     for the chip's HBM, which is an answer, not a crash. A shortfall of scoped VMEM (one op's
     working set, a compiler option) is a PlanError that names the option to raise."""
-    began = time.perf_counter()
     try:
         return lowered.compile(options or {}), None
     except Exception as error:  # libtpu's XlaRuntimeError
@@ -138,7 +137,6 @@ def compile_or_refusal(lowered, options: dict | None = None) -> tuple[Any, dict 
             "fits": False,
             "peak_gib": _used_hbm_gib(str(error)),
             "compiler_says": _first_line(str(error)),
-            "compile_s": time.perf_counter() - began,
         }
 
 
