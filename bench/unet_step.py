@@ -6,8 +6,11 @@ batch 4 of 8 frames at 32x32x3, eps-MSE loss, AdamW. mav_jax uses one res block 
 (~4.4M params); make-a-video-pytorch's SpaceTimeUnet uses resnet_block_depths=2 (its first block
 is the conditioned one), ~4.1M params, no temporal downsampling.
 
-Reports ms/step (median over timed steps), samples/s, XLA-counted FLOPs per step, achieved GFLOP/s,
-this host's plain float32 matmul GFLOP/s (the roofline), and mav_jax time / peer time.
+mav_jax runs twice: on one XLA device (XLA's own thread pool spreads each op over the cores), and
+as the trainer runs on CPU, data-parallel over one device per core (`parallel.host_devices`: the
+batch split, gradients all-reduced). Reports ms/step (median over timed steps), samples/s,
+XLA-counted FLOPs per step, achieved GFLOP/s, this host's plain float32 matmul GFLOP/s (the
+roofline), and mav_jax time / peer time for both.
 
     python bench/unet_step.py                 # both sides
     python bench/unet_step.py --no-peer       # mav_jax only (torch not installed)
@@ -28,8 +31,11 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from mav_jax.nn import SpatioTemporalUNet, UNetConfig
+from mav_jax.parallel import make_mesh
+from mav_jax.parallel.host_devices import use_host_cores
 from mav_jax.train.model_flops import host_matmul_gflops
 
 BATCH, FRAMES, SIZE, CHANNELS = 4, 8, 32, 3
@@ -60,8 +66,10 @@ def bench_mav_jax(
     warmup: int,
     config: UNetConfig = CONFIG,
     shape: tuple[int, int, int] = (BATCH, FRAMES, SIZE),
+    devices: int = 1,
 ) -> dict:
-    """One donated train step of `config`'s U-Net on (batch, frames, size) clips, timed."""
+    """One donated train step of `config`'s U-Net on (batch, frames, size) clips, timed; on
+    `devices` > 1 the batch is split over that many devices and the parameters replicated."""
     from mav_jax.train.model_flops import forward_flops
 
     batch, frames, size = shape
@@ -74,8 +82,17 @@ def bench_mav_jax(
     def loss_fn(params, x, t, target):
         return jnp.mean((nnx.merge(graphdef, params)(x, t) - target) ** 2)
 
+    mesh = make_mesh({"data": devices}, jax.devices()[:devices])
+    replicated, split = (
+        NamedSharding(mesh, PartitionSpec()),
+        NamedSharding(mesh, PartitionSpec("data")),
+    )
+    params, opt_state = jax.device_put((params, opt_state), replicated)
+
     # Parameters and optimiser state are donated, as the trainer's step does.
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    @functools.partial(
+        jax.jit, donate_argnums=(0, 1), out_shardings=(replicated, replicated, replicated)
+    )
     def train_step(params, opt_state, x, t, target):
         loss, grads = jax.value_and_grad(loss_fn)(params, x, t, target)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -86,13 +103,14 @@ def bench_mav_jax(
     target = jax.random.normal(keys[1], x.shape)
     t = jax.random.randint(keys[2], (batch,), 0, 1000).astype(jnp.float32)
     model_flops = 3 * forward_flops(loss_fn, params, x, t, target)  # no remat recomputation
+    x, target, t = jax.device_put((x, target, t), split)
 
     start = time.perf_counter()
     compiled = train_step.lower(params, opt_state, x, t, target).compile()
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", float("nan")))
+    flops = devices * float(cost.get("flops", float("nan")))  # the cost analysis is per device
 
     state = {"params": params, "opt": opt_state}
 
@@ -102,6 +120,7 @@ def bench_mav_jax(
 
     ms, times = _median_ms(step, steps, warmup)
     return {
+        "devices": devices,
         "params": num_params,
         "compile_s": compile_s,
         "ms_per_step": ms,
@@ -183,6 +202,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
+    use_host_cores([BATCH])  # before JAX starts: one CPU device per core, as the trainer
     host = {
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
@@ -191,33 +211,43 @@ def main() -> None:
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
     }
-    ours = bench_mav_jax(args.steps, args.warmup)
+    runs = [bench_mav_jax(args.steps, args.warmup)]
+    if jax.device_count() > 1:
+        runs.append(bench_mav_jax(args.steps, args.warmup, devices=jax.device_count()))
     roofline = host_matmul_gflops()
     result = {
         "host": host,
         "config": {"batch": BATCH, "frames": FRAMES, "size": SIZE},
-        "mav_jax": ours,
+        "mav_jax": runs[-1],  # as the trainer runs here
+        "mav_jax_one_device": runs[0],
         "matmul_roofline_gflops": roofline,
     }
     print(f"host: {host['processor']} x{host['cpu_count']}, jax {host['jax']} on {host['backend']}")
     print(f"config: batch {BATCH}, {FRAMES} frames, {SIZE}x{SIZE}x{CHANNELS}, timestep-conditioned")
-    print(
-        f"mav_jax : {ours['params'] / 1e6:.2f}M params, compile {ours['compile_s']:.1f}s, "
-        f"{ours['ms_per_step']:.1f} ms/step, {ours['samples_per_s']:.2f} samples/s, "
-        f"{ours['flops_per_step'] / 1e9:.2f} GFLOP/step (XLA), {ours['achieved_gflops']:.1f} GFLOP/s "
-        f"({100 * ours['achieved_gflops'] / roofline:.0f}% of matmul {roofline:.1f} GFLOP/s)"
-    )
+    for ours in runs:
+        print(
+            f"mav_jax ({ours['devices']} device{'s' if ours['devices'] > 1 else ''}): "
+            f"{ours['params'] / 1e6:.2f}M params, compile {ours['compile_s']:.1f}s, "
+            f"{ours['ms_per_step']:.1f} ms/step, {ours['samples_per_s']:.2f} samples/s, "
+            f"{ours['flops_per_step'] / 1e9:.2f} GFLOP/step (XLA), "
+            f"{ours['achieved_gflops']:.1f} GFLOP/s "
+            f"({100 * ours['achieved_gflops'] / roofline:.0f}% of matmul {roofline:.1f} GFLOP/s)"
+        )
     if not args.no_peer:
         peer = bench_peer(args.steps, args.warmup)
         result["peer"] = peer
-        result["ours_over_peer_time"] = ours["ms_per_step"] / peer["ms_per_step"]
+        result["ours_over_peer_time"] = runs[-1]["ms_per_step"] / peer["ms_per_step"]
+        result["one_device_over_peer_time"] = runs[0]["ms_per_step"] / peer["ms_per_step"]
         print(
             f"peer    : make-a-video-pytorch SpaceTimeUnet, {peer['params'] / 1e6:.2f}M params, "
             f"torch {peer['torch']} ({peer['torch_threads']} threads), {peer['ms_per_step']:.1f} ms/step, "
             f"{peer['samples_per_s']:.2f} samples/s, {peer['flops_per_step'] / 1e9:.2f} GFLOP/step "
             f"(torch FlopCounterMode: matmuls and convs only), {peer['achieved_gflops']:.1f} GFLOP/s"
         )
-        print(f"mav_jax time / peer time: {result['ours_over_peer_time']:.2f}")
+        print(
+            f"mav_jax time / peer time: {result['ours_over_peer_time']:.2f} as the trainer runs "
+            f"({runs[-1]['devices']} device(s)), {result['one_device_over_peer_time']:.2f} on one device"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -215,7 +215,9 @@ def main(argv) -> None:
     from mav_jax.configs import quickstart
     from mav_jax.data.video_io import write_outputs
     from mav_jax.parallel import make_mesh
+    from mav_jax.parallel.host_devices import use_host_cores
     from mav_jax.stages import to_uint8
+    from mav_jax.train.config_checks import batches_split_over_devices
     from mav_jax.train.model_flops import host_matmul_gflops
 
     cli_logging.setup()
@@ -225,6 +227,7 @@ def main(argv) -> None:
         runs = quickstart.stages(data_dir, workdir, _SCALE.value, parse_run_steps(_STEPS.value))
     except ValueError as error:  # an unknown run name or a step count below 1
         raise app.UsageError(str(error)) from error
+    use_host_cores([b for _, config in runs for b in batches_split_over_devices(config) or []])
     os.makedirs(workdir, exist_ok=True)
     timings_path = os.path.join(workdir, "timings.json")
     timings = read_timings(timings_path)

@@ -38,10 +38,13 @@ SPLASH_BLOCK = 128  # splash tiles sequences in blocks of this many tokens
 
 
 def attention_impl_problems(impl: str, backend: str | None = None) -> list[str]:
-    """What is wrong with asking for `impl` on `backend` (default: JAX's), in words."""
-    backend = backend or jax.default_backend()
+    """What is wrong with asking for `impl` on `backend` (default: JAX's), in words. Only the
+    fused kernels ask JAX for its backend, so checking a config does not start it."""
     if impl not in ATTENTION_IMPLS:
         return [f"attention_impl must be one of {ATTENTION_IMPLS}, got '{impl}'"]
+    if impl in ("auto", "xla"):
+        return []
+    backend = backend or jax.default_backend()
     if impl == "cudnn" and backend != "gpu":
         return [
             f"attention_impl='cudnn' needs an NVIDIA GPU; this backend is '{backend}' "

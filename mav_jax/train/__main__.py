@@ -27,6 +27,13 @@ def main(argv) -> None:
     initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     import jax
 
+    from mav_jax.parallel.host_devices import use_host_cores
+    from mav_jax.train.config_checks import batches_split_over_devices
+
+    batches = batches_split_over_devices(_CONFIG.value)
+    if batches and _NUM_PROCESSES.value == 1:  # a CPU run uses every core (parallel.host_devices)
+        use_host_cores(batches)
+
     jax.config.update("jax_threefry_partitionable", True)
     from mav_jax import cli_logging
     from mav_jax.train.config_checks import ConfigError

@@ -83,3 +83,17 @@ def check_config(config, stage) -> None:
     found += evaluator_problems(config)
     if found:
         raise ConfigError("The training config cannot run:\n  - " + "\n  - ".join(found))
+
+
+def batches_split_over_devices(config) -> list[int] | None:
+    """Every batch a run splits over the mesh's batch axes: the micro-batch, and each evaluator's
+    held-out examples (their counts decide how many host devices a CPU run can use). None where
+    the mesh fixes the device count: no axis is -1, or another axis is above 1."""
+    sizes = {k: int(v) for k, v in dict(config.mesh).items() if k != "num_slices"}
+    if -1 not in sizes.values() or any(v > 1 for v in sizes.values()):
+        return None
+    train = config.train
+    batches = [train.global_batch_size // max(train.grad_accum_steps, 1)]
+    for settings in dict(config.get("evals") or {}).values():
+        batches += [int(settings[key]) for key in ("num_examples", "num_videos") if key in settings]
+    return batches
