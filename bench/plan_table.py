@@ -40,6 +40,11 @@ STAGES = {
 }
 
 
+# Widths of 320 and 960 channels split 64 ways but not 128: on v4 (128 compile-only devices) a
+# 128-way fsdp left D's weights whole on every device; beyond 64, the rest goes to `data`.
+MAX_FSDP = 64
+
+
 def openai_bpe() -> str:
     """OpenAI's vocabulary file, which the open_clip wheel ships (only its name matters here; the
     package is located, not imported, so its torch dependencies need not be installed)."""
@@ -69,7 +74,9 @@ def plan(stage: str, family: str, bpe: str, search: bool) -> dict:
     config, extra, context = STAGES[stage]
     topology = TOPOLOGIES[family]
     devices = device_count(topology)
-    mesh = f"fsdp:{devices // context}" + (f",context:{context}" if context > 1 else "")
+    fsdp = min(devices // context, MAX_FSDP)
+    mesh = f"data:{devices // context // fsdp}," if devices // context > fsdp else ""
+    mesh += f"fsdp:{fsdp}" + (f",context:{context}" if context > 1 else "")
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [
             *(sys.executable, "-m", "mav_jax.plan", f"--config=configs/{config}.py:paper"),
