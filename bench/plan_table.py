@@ -40,9 +40,9 @@ STAGES = {
 }
 
 
-# Widths of 320 and 960 channels split 64 ways but not 128: on v4 (128 compile-only devices) a
-# 128-way fsdp left D's weights whole on every device; beyond 64, the rest goes to `data`.
-MAX_FSDP = 64
+# The most ways parameters split; the rest of the devices go to `data`. Compiled D (image phase)
+# per fsdp width: docs/results.md ("fsdp stops at 32 ways").
+MAX_FSDP = 32
 
 
 def openai_bpe() -> str:
