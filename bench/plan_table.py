@@ -70,13 +70,20 @@ def device_count(topology: str) -> int:
     return int(done.stdout.split()[-1])
 
 
+def slice_mesh(devices: int, context: int) -> str:
+    """--mesh for `devices` with each clip's frames over `context`: the batch shards over fsdp up
+    to MAX_FSDP ways, the rest over data."""
+    shards = devices // context
+    fsdp = min(shards, MAX_FSDP)
+    mesh = f"data:{shards // fsdp}," if shards > fsdp else ""
+    return mesh + f"fsdp:{fsdp}" + (f",context:{context}" if context > 1 else "")
+
+
 def plan(stage: str, family: str, bpe: str, search: bool) -> dict:
     config, extra, context = STAGES[stage]
     topology = TOPOLOGIES[family]
     devices = device_count(topology)
-    fsdp = min(devices // context, MAX_FSDP)
-    mesh = f"data:{devices // context // fsdp}," if devices // context > fsdp else ""
-    mesh += f"fsdp:{fsdp}" + (f",context:{context}" if context > 1 else "")
+    mesh = slice_mesh(devices, context)
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [
             *(sys.executable, "-m", "mav_jax.plan", f"--config=configs/{config}.py:paper"),

@@ -5,7 +5,7 @@ import importlib.util
 import os
 
 import pytest
-from trainer_helpers import tiny_config
+from trainer_helpers import ROOT, tiny_config
 
 from mav_jax.parallel.sharding import parse_mesh
 from mav_jax.plan import StepPlan, largest_batch, plan_step
@@ -167,3 +167,13 @@ def test_bad_plan_input_is_refused_before_compiling(tmp_path):
     for message, extra in cases.items():
         code, err, report = _plan_cli(tmp_path, *flags, *extra)
         assert code == 1 and message in err and report is None, (message, err[-1500:])
+
+
+def test_plan_table_meshes_cap_fsdp_and_put_the_rest_on_data():
+    spec = importlib.util.spec_from_file_location("plan_table", ROOT / "bench" / "plan_table.py")
+    plan_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plan_table)
+    assert plan_table.slice_mesh(128, 1) == "data:4,fsdp:32"
+    assert plan_table.slice_mesh(64, 16) == "fsdp:4,context:16"
+    assert plan_table.slice_mesh(64, 1) == "data:2,fsdp:32"
+    assert plan_table.slice_mesh(16, 1) == "fsdp:16"
