@@ -30,8 +30,11 @@ def test_a_started_backend_is_left_alone():
 def test_batches_come_from_the_micro_batch_and_evaluators_unless_the_mesh_is_fixed():
     config = keyframes.get_config("tiny")
     config.train.update(global_batch_size=24, grad_accum_steps=2)
-    config.evals = {"held": {"type": "heldout_loss", "num_examples": 10}}
-    assert batches_split_over_devices(config) == [12, 10]
+    config.evals = {
+        "held": {"type": "heldout_loss", "num_examples": 10},
+        "videos": {"type": "sample_quality", "i3d": "package"},  # num_videos: its default, 8
+    }
+    assert batches_split_over_devices(config) == [12, 10, 8]
     config.mesh.update(data=1, fsdp=2)  # the config names its device count
     assert batches_split_over_devices(config) is None
     config.mesh.update(data=-1, fsdp=2)  # fsdp fixed above 1: the count is the user's

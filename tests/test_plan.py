@@ -73,8 +73,6 @@ def _plan_cli(tmp_path, *flags):
     import subprocess
     import sys
 
-    from conftest import ROOT
-
     out = tmp_path / "plan.json"
     done = subprocess.run(
         [sys.executable, "-m", "mav_jax.plan", *flags, f"--json={out}"],
@@ -125,8 +123,6 @@ def test_a_scoped_vmem_shortfall_is_a_plan_error_naming_the_flag():
     "does not fit HBM": compiled in a child process, which then holds libtpu's lockfile, not us."""
     import subprocess
     import sys
-
-    from conftest import ROOT
 
     code = """
 import jax, jax.numpy as jnp

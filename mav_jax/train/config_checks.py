@@ -9,7 +9,7 @@ from mav_jax.data import files
 from mav_jax.parallel import make_mesh, rules_from_config
 from mav_jax.parallel.compiler_options import parse_compiler_options
 from mav_jax.parallel.sharding import batch_shards, context_problems
-from mav_jax.train.evaluators import evaluator_problems
+from mav_jax.train.evaluators import evaluator_problems, held_out_counts
 
 
 class ConfigError(ValueError):
@@ -93,7 +93,4 @@ def batches_split_over_devices(config) -> list[int] | None:
     if -1 not in sizes.values() or any(v > 1 for v in sizes.values()):
         return None
     train = config.train
-    batches = [train.global_batch_size // max(train.grad_accum_steps, 1)]
-    for settings in dict(config.get("evals") or {}).values():
-        batches += [int(settings[key]) for key in ("num_examples", "num_videos") if key in settings]
-    return batches
+    return [train.global_batch_size // max(train.grad_accum_steps, 1), *held_out_counts(config)]

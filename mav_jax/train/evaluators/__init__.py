@@ -34,6 +34,16 @@ def evaluator_problems(config) -> list[str]:
     return found
 
 
+def held_out_counts(config) -> list[int]:
+    """Each evaluator's held-out batch size, its defaults included (an unknown type is skipped:
+    `evaluator_problems` reports it)."""
+    return [
+        EVALUATORS[settings["type"]].held_out_count(settings)
+        for settings in (config.get("evals") or {}).values()
+        if settings.get("type") in EVALUATORS
+    ]
+
+
 def make_evaluators(config, context: EvalContext) -> list[Evaluator]:
     """The evaluators `config.evals` names, built on the run's mesh and stage."""
     return [
@@ -52,5 +62,6 @@ __all__ = [
     "SampleQuality",
     "evaluator_problems",
     "heldout_batch",
+    "held_out_counts",
     "make_evaluators",
 ]

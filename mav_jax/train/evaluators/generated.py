@@ -45,6 +45,11 @@ class SampleQuality:
             found.append("set clip_from (CLIPSIM) or i3d (FVD), or both")
         return found
 
+    @staticmethod
+    def held_out_count(settings) -> int:
+        """How many held-out examples it splits over the mesh's batch axes."""
+        return int(with_defaults(settings, DEFAULTS)[0]["num_videos"])
+
     def __init__(self, label: str, settings, context: EvalContext):
         values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
@@ -54,8 +59,8 @@ class SampleQuality:
                 f"config.evals.{label}: FVD needs clips of at least {MIN_FRAMES} frames; the "
                 f"{stage.name} stage makes {stage.num_frames}"
             )
-        self.batch, self.others = heldout_batch(context, values["split"], int(values["num_videos"]))
-        count = int(values["num_videos"])
+        count = self.held_out_count(settings)
+        self.batch, self.others = heldout_batch(context, values["split"], count)
         self.key = jax.random.fold_in(jax.random.key(context.seed), 0x5A3)
         graphdef, steps = context.graphdef, int(values["sample_steps"])
 

@@ -39,12 +39,17 @@ class HeldoutLoss:
             )
         return found
 
+    @staticmethod
+    def held_out_count(settings) -> int:
+        """How many held-out examples it splits over the mesh's batch axes."""
+        return int(with_defaults(settings, DEFAULTS)[0]["num_examples"])
+
     def __init__(self, label: str, settings, context: EvalContext):
         values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
         stage = context.stage
         self.timesteps = fixed_timesteps(values["timestep_fractions"], stage.schedule.num_timesteps)
-        self.batch, _ = heldout_batch(context, values["split"], int(values["num_examples"]))
+        self.batch, _ = heldout_batch(context, values["split"], self.held_out_count(settings))
         size = next(iter(self.batch.values())).shape[0]
         # The noise (and any other draw the loss makes), the same at every evaluation.
         self.key = key = jax.random.fold_in(jax.random.key(context.seed), 0x4E5A1)

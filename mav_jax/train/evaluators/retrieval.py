@@ -27,10 +27,15 @@ class Retrieval:
             found.append("retrieval evaluates a CLIP: only the clip stage has it")
         return found
 
+    @staticmethod
+    def held_out_count(settings) -> int:
+        """How many held-out examples it splits over the mesh's batch axes."""
+        return int(with_defaults(settings, DEFAULTS)[0]["num_examples"])
+
     def __init__(self, label: str, settings, context: EvalContext):
         values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
-        self.batch, _ = heldout_batch(context, values["split"], int(values["num_examples"]))
+        self.batch, _ = heldout_batch(context, values["split"], self.held_out_count(settings))
         graphdef = context.graphdef
 
         def accuracies(params, batch):
