@@ -97,7 +97,7 @@ def stages(
     c = clip.get_config("tiny")  # at the keyframes' 16x16, the frames it embeds downstream
     c.clip.update(image_size=KEYFRAME_RESOLUTION, patch_size=4)  # 16 patches, as 32 / 8
     c.data.update(data_dir=data_dir, resolution=KEYFRAME_RESOLUTION)
-    _train(c, steps(2400), 64, 1e-3)
+    _train(c, steps(3000), 64, 1e-3)
     runs.append(("clip", c))
 
     c = prior.get_config("tiny")
