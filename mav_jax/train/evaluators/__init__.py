@@ -8,7 +8,13 @@ evaluations it already made.
 
 from __future__ import annotations
 
-from mav_jax.train.evaluators.base import EvalContext, EvalLog, Evaluator, heldout_batch
+from mav_jax.train.evaluators.base import (
+    EvalContext,
+    EvalLog,
+    Evaluator,
+    heldout_batch,
+    with_defaults,
+)
 from mav_jax.train.evaluators.generated import SampleQuality
 from mav_jax.train.evaluators.heldout_loss import HeldoutLoss
 from mav_jax.train.evaluators.retrieval import Retrieval
@@ -37,11 +43,11 @@ def evaluator_problems(config) -> list[str]:
 def held_out_counts(config) -> list[int]:
     """Each evaluator's held-out batch size, its defaults included (an unknown type is skipped:
     `evaluator_problems` reports it)."""
-    return [
-        EVALUATORS[settings["type"]].held_out_count(settings)
-        for settings in (config.get("evals") or {}).values()
-        if settings.get("type") in EVALUATORS
-    ]
+    counts = []
+    for settings in (config.get("evals") or {}).values():
+        if (kind := EVALUATORS.get(settings.get("type"))) is not None:
+            counts.append(int(with_defaults(settings, kind.DEFAULTS)[0][kind.COUNT_FIELD]))
+    return counts
 
 
 def make_evaluators(config, context: EvalContext) -> list[Evaluator]:

@@ -8,6 +8,8 @@ dozen videos is a noisy, biased estimate: compare it across steps of one run, no
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import numpy as np
 from flax import nnx
@@ -34,6 +36,9 @@ DEFAULTS = {
 class SampleQuality:
     """Metrics `clipsim` (mean over videos and frames) and `fvd`, whichever is configured."""
 
+    DEFAULTS: ClassVar[dict] = DEFAULTS
+    COUNT_FIELD: ClassVar[str] = "num_videos"  # held-out videos split over the batch axes
+
     @staticmethod
     def problems(settings, config) -> list[str]:
         values, found = with_defaults(settings, DEFAULTS)
@@ -45,11 +50,6 @@ class SampleQuality:
             found.append("set clip_from (CLIPSIM) or i3d (FVD), or both")
         return found
 
-    @staticmethod
-    def held_out_count(settings) -> int:
-        """How many held-out examples it splits over the mesh's batch axes."""
-        return int(with_defaults(settings, DEFAULTS)[0]["num_videos"])
-
     def __init__(self, label: str, settings, context: EvalContext):
         values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
@@ -59,7 +59,7 @@ class SampleQuality:
                 f"config.evals.{label}: FVD needs clips of at least {MIN_FRAMES} frames; the "
                 f"{stage.name} stage makes {stage.num_frames}"
             )
-        count = self.held_out_count(settings)
+        count = int(values[self.COUNT_FIELD])
         self.batch, self.others = heldout_batch(context, values["split"], count)
         self.key = jax.random.fold_in(jax.random.key(context.seed), 0x5A3)
         graphdef, steps = context.graphdef, int(values["sample_steps"])

@@ -4,6 +4,8 @@ condition or network dropout, so the numbers move only when the weights do."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +29,9 @@ def fixed_timesteps(fractions, num_timesteps: int) -> list[int]:
 class HeldoutLoss:
     """Metrics `t=<t>` (the batch's mean loss at that timestep) and `mean` (over them)."""
 
+    DEFAULTS: ClassVar[dict] = DEFAULTS
+    COUNT_FIELD: ClassVar[str] = "num_examples"  # held-out examples split over the batch axes
+
     @staticmethod
     def problems(settings, config) -> list[str]:
         values, found = with_defaults(settings, DEFAULTS)
@@ -39,17 +44,12 @@ class HeldoutLoss:
             )
         return found
 
-    @staticmethod
-    def held_out_count(settings) -> int:
-        """How many held-out examples it splits over the mesh's batch axes."""
-        return int(with_defaults(settings, DEFAULTS)[0]["num_examples"])
-
     def __init__(self, label: str, settings, context: EvalContext):
         values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
         stage = context.stage
         self.timesteps = fixed_timesteps(values["timestep_fractions"], stage.schedule.num_timesteps)
-        self.batch, _ = heldout_batch(context, values["split"], self.held_out_count(settings))
+        self.batch, _ = heldout_batch(context, values["split"], int(values[self.COUNT_FIELD]))
         size = next(iter(self.batch.values())).shape[0]
         # The noise (and any other draw the loss makes), the same at every evaluation.
         self.key = key = jax.random.fold_in(jax.random.key(context.seed), 0x4E5A1)

@@ -5,6 +5,8 @@ share of examples with each caption, not 1 / N."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +22,9 @@ DEFAULTS = {"every": 0, "split": "eval", "num_examples": 32}
 class Retrieval:
     """Metrics `image_to_text` and `text_to_image` (top-1 accuracy) and `chance`."""
 
+    DEFAULTS: ClassVar[dict] = DEFAULTS
+    COUNT_FIELD: ClassVar[str] = "num_examples"  # held-out examples split over the batch axes
+
     @staticmethod
     def problems(settings, config) -> list[str]:
         _, found = with_defaults(settings, DEFAULTS)
@@ -27,15 +32,10 @@ class Retrieval:
             found.append("retrieval evaluates a CLIP: only the clip stage has it")
         return found
 
-    @staticmethod
-    def held_out_count(settings) -> int:
-        """How many held-out examples it splits over the mesh's batch axes."""
-        return int(with_defaults(settings, DEFAULTS)[0]["num_examples"])
-
     def __init__(self, label: str, settings, context: EvalContext):
         values, _ = with_defaults(settings, DEFAULTS)
         self.label, self.every = label, int(values["every"])
-        self.batch, _ = heldout_batch(context, values["split"], self.held_out_count(settings))
+        self.batch, _ = heldout_batch(context, values["split"], int(values[self.COUNT_FIELD]))
         graphdef = context.graphdef
 
         def accuracies(params, batch):
