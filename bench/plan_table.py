@@ -72,9 +72,9 @@ def device_count(topology: str) -> int:
 
 def slice_mesh(devices: int, context: int) -> str:
     """--mesh for `devices` with each clip's frames over `context`: the batch shards over fsdp up
-    to MAX_FSDP ways, the rest over data."""
+    to MAX_FSDP ways (the largest width that divides them), the rest over data."""
     shards = devices // context
-    fsdp = min(shards, MAX_FSDP)
+    fsdp = max(w for w in range(1, min(shards, MAX_FSDP) + 1) if shards % w == 0)
     mesh = f"data:{shards // fsdp}," if shards > fsdp else ""
     return mesh + f"fsdp:{fsdp}" + (f",context:{context}" if context > 1 else "")
 

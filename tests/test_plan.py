@@ -173,3 +173,4 @@ def test_plan_table_meshes_cap_fsdp_and_put_the_rest_on_data():
     assert plan_table.slice_mesh(64, 16) == "fsdp:4,context:16"
     assert plan_table.slice_mesh(64, 1) == "data:2,fsdp:32"
     assert plan_table.slice_mesh(16, 1) == "fsdp:16"
+    assert plan_table.slice_mesh(48, 1) == "data:2,fsdp:24"  # fsdp divides the shards
