@@ -17,6 +17,19 @@ from mav_jax.data import files
 
 log = logging.getLogger(__name__)
 
+# Orbax saves a replicated array in slices, one a replica, so replicas write in parallel. Each
+# slice is an eager `jax.lax.slice`, compiled once per array shape: a tiny stage's first save
+# compiled 352 of them (9 s on a 2-core CPU). Below this many bytes a replica, one replica writes
+# the whole array; paper-scale kernels are larger and still split.
+MIN_SLICE_BYTES_FOR_REPLICA_PARALLEL = 4 << 20
+ocp.type_handlers.register_type_handler(
+    jax.Array,
+    ocp.type_handlers.ArrayHandler(
+        min_slice_bytes_for_replica_parallel=MIN_SLICE_BYTES_FOR_REPLICA_PARALLEL
+    ),
+    override=True,
+)
+
 
 def abstract_like(tree):
     """ShapeDtypeStructs with the shardings of `tree`'s arrays: a restore target."""

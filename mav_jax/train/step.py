@@ -51,17 +51,25 @@ def init_train_state(model: nnx.Module, optimizer, mesh: Mesh, seed: int, rules=
 def train_state_from_params(params, optimizer, mesh: Mesh, seed: int) -> TrainState:
     """A fresh TrainState (step 0, EMA = params) around parameters already sharded on `mesh`."""
     # The state owns its buffers (the step donates them), so it must not alias the caller's arrays.
-    params = jax.tree.map(jnp.copy, params)
+    params, ema = _two_copies(params)
     replicated = NamedSharding(mesh, PartitionSpec())
     return TrainState(
         step=jax.device_put(jnp.zeros((), jnp.int32), replicated),
         params=params,
-        ema=jax.tree.map(jnp.copy, params),
+        ema=ema,
         opt_state=jax.jit(
             optimizer.init, out_shardings=optimizer_state_shardings(optimizer, params, mesh)
         )(params),
         rng=jax.device_put(jax.random.key_data(jax.random.key(seed)), replicated),
     )
+
+
+def _two_copies(tree):
+    """Two copies of `tree`, each leaf keeping its sharding, from one compiled program (copying
+    leaf by leaf compiles a program per leaf shape: hundreds of compiles on CPU)."""
+    shardings = jax.tree.map(lambda x: x.sharding, tree)
+    copy = lambda t: jax.tree.map(jnp.copy, t)  # noqa: E731
+    return jax.jit(lambda t: (copy(t), copy(t)), out_shardings=(shardings, shardings))(tree)
 
 
 def optimizer_state_shardings(optimizer, params, mesh: Mesh):
