@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import encode_video
+from conftest import XLA_OPTIMISED, encode_video
 from flax import nnx
 
 from mav_jax import fvd as fvd_script
@@ -34,7 +34,9 @@ def i3d():
 
 @pytest.fixture(scope="module")
 def extractor(i3d):
-    return fvd_lib.I3DFeatures(i3d)  # all 8 fake devices
+    # All 8 fake devices; compiled at -O2, as users run it (conftest sets -O0 for everything else):
+    # I3D at 224x224 is runtime-bound, 2x slower at -O0.
+    return fvd_lib.I3DFeatures(i3d, compiler_options=XLA_OPTIMISED)
 
 
 def test_packaged_weights_are_the_published_ones():
@@ -126,7 +128,7 @@ def test_reference_example_and_cached_statistics(tmp_path, extractor):
 
 def test_features_are_the_same_on_one_device_and_sharded_over_eight(i3d, extractor):
     clips = np.random.default_rng(0).integers(0, 256, size=(3, 9, 32, 32, 3), dtype=np.uint8)
-    single = fvd_lib.I3DFeatures(i3d, devices=jax.devices()[:1])
+    single = fvd_lib.I3DFeatures(i3d, devices=jax.devices()[:1], compiler_options=XLA_OPTIMISED)
     np.testing.assert_allclose(extractor(clips), single(clips), atol=1e-4, rtol=1e-4)
 
 

@@ -59,7 +59,9 @@ PRESETS = {
 class I3DFeatures:
     """Jit-compiled uint8 clips (B, T, H, W, 3) -> (B, 400) float32 features, sharded over a mesh."""
 
-    def __init__(self, model: InceptionI3d, devices=None):
+    def __init__(self, model: InceptionI3d, devices=None, compiler_options: dict | None = None):
+        """`compiler_options`: XLA options for the network's compile (e.g. the tests, which build
+        everything else at -O0, give I3D -O2 back: its 224x224 forward is runtime, not compile)."""
         self.mesh = make_mesh({"data": -1}, devices)
         graphdef, state = nnx.split(model)
         self.state = jax.device_put(state, NamedSharding(self.mesh, PartitionSpec()))
@@ -69,7 +71,9 @@ class I3DFeatures:
             frames = tf1_bilinear_resize(videos, (INPUT_SIZE, INPUT_SIZE))
             return nnx.merge(graphdef, state)(2.0 * frames / 255.0 - 1.0)
 
-        self._features = jax.jit(features, out_shardings=self.batch_sharding)
+        self._features = jax.jit(
+            features, out_shardings=self.batch_sharding, compiler_options=compiler_options
+        )
 
     @property
     def num_devices(self) -> int:
