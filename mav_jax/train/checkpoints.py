@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint._src.metadata import array_metadata_store
 
 from mav_jax.data import files
 
@@ -20,12 +21,14 @@ log = logging.getLogger(__name__)
 # Orbax saves a replicated array in slices, one a replica, so replicas write in parallel. Each
 # slice is an eager `jax.lax.slice`, compiled once per array shape: a tiny stage's first save
 # compiled 352 of them (9 s on a 2-core CPU). Below this many bytes a replica, one replica writes
-# the whole array; paper-scale kernels are larger and still split.
+# the whole array; paper-scale kernels are larger and still split. Otherwise the handler is Orbax's
+# default one, array metadata store included (it has no public name).
 MIN_SLICE_BYTES_FOR_REPLICA_PARALLEL = 4 << 20
 ocp.type_handlers.register_type_handler(
     jax.Array,
     ocp.type_handlers.ArrayHandler(
-        min_slice_bytes_for_replica_parallel=MIN_SLICE_BYTES_FOR_REPLICA_PARALLEL
+        array_metadata_store=array_metadata_store.Store(),
+        min_slice_bytes_for_replica_parallel=MIN_SLICE_BYTES_FOR_REPLICA_PARALLEL,
     ),
     override=True,
 )
