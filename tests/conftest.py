@@ -14,8 +14,9 @@ import tempfile
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # LLVM at -O0 for XLA:CPU's generated kernels, for the tests only: they run a few tiny steps, so
 # compile time is what they wait on (the tiny video train step compiles in 11 s, not 20). Bigger
-# steps run slower at -O0 (the quickstart's D^t step 2x), hence not for training. The whole suite:
-# 26.8 -> 18.7 min (docs/results.md). Subprocesses inherit it; it is part of the XLA cache's key.
+# steps run slower at -O0 (the quickstart's D^t step 2x), hence not for training. The whole suite
+# on a 2-core host: 26.8 -> 18.7 min (2026-12-07). Subprocesses inherit it; it is part of the XLA
+# cache's key.
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
