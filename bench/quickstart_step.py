@@ -67,6 +67,13 @@ def main() -> None:
     if args.run not in runs:
         parser.error(f"--run must be one of {', '.join(runs)}; got {args.run}")
     config = runs[args.run]
+    needed = [f"{args.workdir}/data"] + [config[k] for k in ("clip_from",) if config.get(k)]
+    missing = [path for path in needed if not pathlib.Path(path).is_dir()]
+    if missing:
+        parser.error(
+            f"{', '.join(missing)} not found: run `python -m mav_jax.quickstart "
+            f"--workdir={args.workdir}` first (its datasets and CLIP export are what this times)"
+        )
     use_host_cores([config.train.global_batch_size])
 
     import jax
