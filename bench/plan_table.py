@@ -116,6 +116,8 @@ def table(plans: dict) -> str:
             continue
         mesh = ",".join(f"{a}:{n}" for a, n in p["mesh"].items())
         largest = p["largest_micro_batch_per_device"]
+        if largest is not None and p.get("largest_is_search_limit"):
+            largest = f">= {largest}"  # every candidate up to the search's limit fitted
         roofline = p["roofline_s_per_micro_batch"]
         flops = p.get("flops")
         rows.append(

@@ -33,6 +33,7 @@ def unet_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     cfg.remat = "none"  # What backward keeps of each block: none, full, save_dots, offload.
     cfg.scan_blocks = False  # Run each row of identical blocks as one lax.scan.
     cfg.attention_impl = "auto"  # Attention kernel: auto, xla, splash (TPU) or cudnn (GPU).
+    cfg.splash_min_tokens = 128  # With auto on TPU: splash for attention over this many tokens up.
     if variant == "tiny":
         cfg.base_channels = 32
         cfg.channel_mults = (1, 2)

@@ -26,6 +26,8 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.unet = common.unet_config(variant)
     config.clip_from = ""
     config.unet.embedding_dim = 0 if tiny else 768  # CLIP embedding width, as configs/keyframes.py.
+    if not tiny:  # Splash (on TPU) for the temporal attention over 76 frames too.
+        config.unet.splash_min_tokens = 64
     config.diffusion = common.diffusion_config()
     # Correlation of the frames' initial noise at sampling (0: independent; 1: identical).
     config.diffusion.frame_noise_correlation = 0.0
@@ -53,7 +55,6 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     config.data.worker_count = 0
 
     config.train = common.train_config(variant)
-    config.train.tpu_compiler_options = "xla_tpu_scoped_vmem_limit_kib=8192"  # TPU compile flags.
     config.mesh = common.mesh_config()
     config.evals = common.evals_config(variant)
     return config

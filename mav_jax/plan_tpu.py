@@ -205,10 +205,11 @@ def plan_on_topology(
         return result.get("fits", True) and result["peak_gib"] <= hbm
 
     largest = None
+    limit = 4 * micro  # the search compiles candidates up to this micro-batch
     if search:
         low, high, tried = 0, None, {micro: at_config}
         candidate = 1
-        while high is None and candidate <= 4 * micro:
+        while high is None and candidate <= limit:
             tried.setdefault(candidate, None)
             result = tried[candidate] or compile_step(
                 config, mesh_shape, devices, candidate, num_slices
@@ -245,6 +246,8 @@ def plan_on_topology(
         **{k: v for k, v in at_config.items() if k != "per_device_batch"},
         "fits": fits(at_config),
         "largest_micro_batch_per_device": largest,
+        # Reached without a candidate failing: the chip may take more than this.
+        "largest_is_search_limit": largest == limit,
         "roofline_s_per_micro_batch": roofline,
         "peak_tflops_per_chip": chip.peak_tflops,
         "hbm_gbps_per_chip": chip.hbm_gbps,

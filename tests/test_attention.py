@@ -81,6 +81,10 @@ def test_auto_picks_the_fused_kernel_each_backend_has():
         assert (
             resolve_attention_impl("auto", "tpu", shortest=16) == "xla"
         )  # padding would cost more
+        assert resolve_attention_impl("auto", "tpu", shortest=76) == "xla"
+        # ↑F's paper config asks for splash from 64 tokens (its 76-frame temporal attention).
+        assert resolve_attention_impl("auto", "tpu", shortest=76, splash_min_tokens=64) == "splash"
+        assert resolve_attention_impl("auto", "gpu", shortest=76, splash_min_tokens=64) == "cudnn"
     assert resolve_attention_impl("auto", "tpu", shortest=256) == "xla"  # 8 devices, no mesh
     assert resolve_attention_impl("auto", "gpu") == "cudnn"
     assert resolve_attention_impl("auto", "cpu") == "xla"
@@ -99,3 +103,8 @@ def test_bad_attention_impls_are_config_errors_before_compiling(impl, message):
     ):
         with pytest.raises(ValueError, match=message):
             build()
+
+
+def test_a_splash_threshold_below_one_token_is_a_config_error():
+    with pytest.raises(ValueError, match="splash_min_tokens must be >= 1, got 0"):
+        UNetConfig(splash_min_tokens=0)

@@ -151,6 +151,44 @@ except PlanError as error:
     assert "needs 512.0K and the limit is 64.0K" in done.stdout, done.stdout
 
 
+@needs_libtpu
+def test_splash_min_tokens_sends_the_temporal_attention_to_splash_on_tpu():
+    """↑F's 76-frame temporal attention is shorter than a splash block; `splash_min_tokens` (64 in
+    its paper config) is what sends it to the Pallas kernel when compiling for TPU. Lowered only,
+    for 4 compile-only v5e chips, in a child process (which then holds libtpu's lockfile)."""
+    import subprocess
+    import sys
+
+    code = """
+import jax, jax.numpy as jnp, numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from mav_jax.nn.pseudo3d import Pseudo3DAttention
+from mav_jax.parallel.mesh_context import use_mesh
+from mav_jax.plan_tpu import topology_devices
+mesh = Mesh(np.array(topology_devices("v5e:2x2")), ("fsdp",))
+x = jax.ShapeDtypeStruct((4, 8, 2, 2, 16), jnp.float32, sharding=NamedSharding(mesh, P("fsdp")))
+for min_tokens in (128, 8):  # (B, F=8, H*W=4, C): temporal 8 tokens, spatial 4
+    graph, state = nnx.split(Pseudo3DAttention(16, 2, splash_min_tokens=min_tokens, rngs=nnx.Rngs(0)))
+    state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+    with use_mesh(mesh):
+        text = jax.jit(lambda s, x: nnx.merge(graph, s)(x)).lower(state, x).as_text()
+    print(min_tokens, text.count("tpu_custom_call"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    kernels = dict(line.split() for line in done.stdout.splitlines() if line[:1].isdigit())
+    assert kernels["128"] == "0", done.stdout  # XLA attention everywhere
+    assert int(kernels["8"]) >= 1, done.stdout  # the temporal attention only (spatial: 4 tokens)
+
+
 def test_bad_plan_input_is_refused_before_compiling(tmp_path):
     flags = ["--config=configs/keyframes.py:tiny", "--nosearch_batch"]
     cases = {

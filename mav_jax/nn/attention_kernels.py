@@ -11,10 +11,12 @@
   Mosaic kernel cannot be partitioned automatically, so inside `parallel.use_mesh(mesh)` (what
   the trainer and the samplers run under) it runs per shard through `shard_map` over the batch
   axes (and `context`, where frames are split over it).
-* `auto`: `cudnn` on GPU; on TPU `splash` for sequences of at least one 128-token block (the U-Net's
-  spatial attention at 16x16 pixels and up) and `xla` for shorter ones (temporal attention over
-  16 frames, cross-attention to 4 tokens, CLIP's 77: padded to 128 they took 5.6x the
-  temporaries of XLA attention in a tiny U-Net step compiled for v5e:2x2), and only inside
+* `auto`: `cudnn` on GPU; on TPU `splash` for sequences of at least `splash_min_tokens` (default
+  one 128-token block: the U-Net's spatial attention at 16x16 pixels and up) and `xla` for shorter
+  ones (temporal attention over 16 frames, cross-attention to 4 tokens, CLIP's 77: padded to 128
+  they took 5.6x the temporaries of XLA attention in a tiny U-Net step compiled for v5e:2x2;
+  ↑F's 76-frame temporal attention, whose XLA softmax needs more scoped VMEM than the compile
+  budget allows, asks for splash from 64), and only inside
   `use_mesh` or on one chip; `xla` elsewhere. The target is the mesh's platform when one is
   set (a CPU host compiling for TPU picks the TPU's kernels).
 
@@ -59,15 +61,18 @@ def attention_impl_problems(impl: str, backend: str | None = None) -> list[str]:
 
 
 def resolve_attention_impl(
-    impl: str, backend: str | None = None, shortest: int | None = None
+    impl: str,
+    backend: str | None = None,
+    shortest: int | None = None,
+    splash_min_tokens: int = SPLASH_BLOCK,
 ) -> str:
-    """`auto` -> the fused kernel the backend has (for sequences of `shortest` tokens and up);
-    other names pass through."""
+    """`auto` -> the fused kernel the backend has (on TPU: for sequences whose `shortest` is at
+    least `splash_min_tokens`); other names pass through."""
     if impl != "auto":
         return impl
     backend = backend or _target_backend()
     if backend == "tpu":
-        long_enough = shortest is None or shortest >= SPLASH_BLOCK
+        long_enough = shortest is None or shortest >= splash_min_tokens
         return "splash" if long_enough and _splash_placeable() else "xla"
     return "cudnn" if backend == "gpu" else "xla"
 
@@ -86,11 +91,13 @@ def attend(
     mask: jax.Array | None = None,
     causal: bool = False,
     impl: str = "xla",
+    splash_min_tokens: int = SPLASH_BLOCK,
     interpret: bool = False,
 ) -> jax.Array:
     """Softmax attention; see the module docstring. `interpret` runs splash's Pallas kernel in
     interpret mode (any backend: how the tests check it on CPU)."""
-    impl = resolve_attention_impl(impl, shortest=min(q.shape[1], k.shape[1]))
+    shortest = min(q.shape[1], k.shape[1])
+    impl = resolve_attention_impl(impl, shortest=shortest, splash_min_tokens=splash_min_tokens)
     if impl == "xla":
         bias_mask = None if mask is None else mask[:, None, None, :]  # (N, 1, 1, S)
         return jax.nn.dot_product_attention(

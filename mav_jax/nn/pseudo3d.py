@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mav_jax.nn.attention_kernels import SPLASH_BLOCK
 from mav_jax.nn.embeddings import frame_position_encoding
 from mav_jax.nn.layers import Dtype, conv, dirac_init, layer_norm
 from mav_jax.nn.transformer import FeedForward, MultiHeadAttention
@@ -104,11 +105,16 @@ class Pseudo3DAttention(nnx.Module):
         temporal: bool = True,
         dtype: Dtype = jnp.float32,
         attention_impl: str = "auto",
+        splash_min_tokens: int = SPLASH_BLOCK,
         rngs: nnx.Rngs,
     ):
         self.dtype = dtype
         attention = functools.partial(
-            MultiHeadAttention, dtype=dtype, attention_impl=attention_impl, rngs=rngs
+            MultiHeadAttention,
+            dtype=dtype,
+            attention_impl=attention_impl,
+            splash_min_tokens=splash_min_tokens,
+            rngs=rngs,
         )
         self.spatial_norm = layer_norm(features, rngs=rngs)
         self.spatial_attention = attention(features, num_heads)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from mav_jax.nn.attention_kernels import attend
+from mav_jax.nn.attention_kernels import SPLASH_BLOCK, attend
 from mav_jax.nn.block_scan import scan_blocks
 from mav_jax.nn.layers import Dtype, axes_metadata, dense, layer_norm
 from mav_jax.nn.remat import normalise_remat, rematted
@@ -45,9 +45,11 @@ class MultiHeadAttention(nnx.Module):
         use_bias: bool = False,
         dtype: Dtype = jnp.float32,
         attention_impl: str = "auto",
+        splash_min_tokens: int = SPLASH_BLOCK,
         rngs: nnx.Rngs,
     ):
         self.attention_impl = attention_impl
+        self.splash_min_tokens = splash_min_tokens
         if features % num_heads:
             raise ValueError(f"features={features} is not divisible by num_heads={num_heads}.")
         head_dim = features // num_heads
@@ -93,7 +95,15 @@ class MultiHeadAttention(nnx.Module):
         """x (N, T, C); mask (N, T) or (N, S): True where a key may be attended to."""
         kv = x if context is None else context.astype(x.dtype)
         q, k, v = self.query(x), self.key(kv), self.value(kv)  # (N, T, heads, head_dim)
-        out = attend(q, k, v, mask=mask, causal=causal, impl=self.attention_impl)
+        out = attend(
+            q,
+            k,
+            v,
+            mask=mask,
+            causal=causal,
+            impl=self.attention_impl,
+            splash_min_tokens=self.splash_min_tokens,
+        )
         return self.out(out)
 
 

@@ -128,6 +128,7 @@ class UNetBlock(nnx.Module):
                 temporal=cfg.temporal,
                 dtype=cfg.compute_dtype,
                 attention_impl=cfg.attention_impl,
+                splash_min_tokens=cfg.splash_min_tokens,
                 rngs=rngs,
             )
             if attend

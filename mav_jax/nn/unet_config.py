@@ -14,7 +14,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from mav_jax.config_dataclass import from_mapping
-from mav_jax.nn.attention_kernels import attention_impl_problems
+from mav_jax.nn.attention_kernels import SPLASH_BLOCK, attention_impl_problems
 from mav_jax.nn.remat import normalise_remat, remat_problems
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -45,6 +45,7 @@ class UNetConfig:
     remat: str = "none"  # what backward keeps of each block: none, full, save_dots, offload
     scan_blocks: bool = False  # run each row of identical blocks as one lax.scan (compile time)
     attention_impl: str = "auto"  # auto, xla, splash (TPU) or cudnn (GPU): nn.attention_kernels
+    splash_min_tokens: int = SPLASH_BLOCK  # auto on TPU: splash from this many tokens up
 
     def __post_init__(self):
         levels = len(self.channel_mults)
@@ -63,6 +64,8 @@ class UNetConfig:
         if self.dtype not in _DTYPES:
             problems.append(f"dtype must be one of {sorted(_DTYPES)}, got '{self.dtype}'")
         problems += attention_impl_problems(self.attention_impl)
+        if self.splash_min_tokens < 1:
+            problems.append(f"splash_min_tokens must be >= 1, got {self.splash_min_tokens}")
         problems += remat_problems(self.remat)
         object.__setattr__(self, "remat", normalise_remat(self.remat))  # True/False: older configs
         if self.null_embedding not in ("learned", "zero"):
