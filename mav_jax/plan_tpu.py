@@ -204,28 +204,32 @@ def plan_on_topology(
     def fits(result: dict) -> bool:
         return result.get("fits", True) and result["peak_gib"] <= hbm
 
-    largest = None
+    largest, stopped = None, None
     limit = 4 * micro  # the search compiles candidates up to this micro-batch
+
+    def candidate(batch: int) -> dict:
+        """A candidate's figures; one the compiler cannot build with the config's options (an op
+        needs more scoped VMEM) ends the search there, and the report says why."""
+        nonlocal stopped
+        try:
+            return compile_step(config, mesh_shape, devices, batch, num_slices)
+        except PlanError as error:
+            stopped = f"micro-batch {batch}: {error}"
+            return {"fits": False, "peak_gib": None}
+
     if search:
         low, high, tried = 0, None, {micro: at_config}
-        candidate = 1
-        while high is None and candidate <= limit:
-            tried.setdefault(candidate, None)
-            result = tried[candidate] or compile_step(
-                config, mesh_shape, devices, candidate, num_slices
-            )
-            tried[candidate] = result
-            if fits(result):
-                low, candidate = candidate, candidate * 2
+        batch = 1
+        while high is None and batch <= limit:
+            tried[batch] = tried.get(batch) or candidate(batch)
+            if fits(tried[batch]):
+                low, batch = batch, batch * 2
             else:
-                high = candidate
+                high = batch
         while high is not None and high - low > 1:
             middle = (low + high) // 2
-            result = tried.get(middle) or compile_step(
-                config, mesh_shape, devices, middle, num_slices
-            )
-            tried[middle] = result
-            low, high = (middle, high) if fits(result) else (low, middle)
+            tried[middle] = tried.get(middle) or candidate(middle)
+            low, high = (middle, high) if fits(tried[middle]) else (low, middle)
         largest = low
     flops, moved = at_config.get("flops"), at_config.get("bytes_accessed")
     roofline = None
@@ -248,6 +252,8 @@ def plan_on_topology(
         "largest_micro_batch_per_device": largest,
         # Reached without a candidate failing: the chip may take more than this.
         "largest_is_search_limit": largest == limit,
+        # Set when a larger candidate could not be compiled with the config's compiler options.
+        "search_stopped_by": stopped,
         "roofline_s_per_micro_batch": roofline,
         "peak_tflops_per_chip": chip.peak_tflops,
         "hbm_gbps_per_chip": chip.hbm_gbps,

@@ -67,6 +67,36 @@ def test_without_the_tpu_compiler_the_plan_says_what_to_install(monkeypatch):
         plan_tpu.topology_devices("v5e:2x2")
 
 
+def test_the_batch_search_stops_at_a_candidate_the_compiler_cannot_build(monkeypatch):
+    """A larger micro-batch whose op needs more scoped VMEM than the config allows ends the search
+    with the reason, keeping what was found; at the config's own micro-batch it stays an error.
+    The compiler is faked here: the search's logic is under test, not libtpu."""
+    import types
+
+    import ml_collections
+
+    from mav_jax import plan_tpu
+
+    def fake_compile(config, mesh_shape, devices, batch, num_slices):
+        if batch >= config.vmem_fails_from:
+            raise plan_tpu.PlanError(f"%copy needs {batch}M of scoped VMEM")
+        return {"peak_gib": float(batch), "flops": 1e12, "bytes_accessed": 1e9, "compile_s": 1.0}
+
+    chip = types.SimpleNamespace(device_kind="TPU v5 lite")
+    monkeypatch.setattr(plan_tpu, "topology_devices", lambda name, num_slices=1: [chip] * 4)
+    monkeypatch.setattr(plan_tpu, "compile_step", fake_compile)
+    config = ml_collections.ConfigDict(
+        {"train": {"global_batch_size": 4, "grad_accum_steps": 1}, "vmem_fails_from": 3}
+    )
+    report = plan_tpu.plan_on_topology(config, {"fsdp": 4}, "v5e:2x2")
+    assert report["fits"] and report["largest_micro_batch_per_device"] == 2
+    assert report["search_stopped_by"].startswith("micro-batch 3: %copy needs 3M")
+    assert not report["largest_is_search_limit"]
+    config.vmem_fails_from = 1
+    with pytest.raises(plan_tpu.PlanError, match="needs 1M"):
+        plan_tpu.plan_on_topology(config, {"fsdp": 4}, "v5e:2x2")
+
+
 def _plan_cli(tmp_path, *flags):
     """`python -m mav_jax.plan` as a user runs it: (return code, stderr, JSON report or None)."""
     import json
