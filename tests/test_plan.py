@@ -115,6 +115,22 @@ def _plan_cli(tmp_path, *flags):
     return done.returncode, done.stderr, json.loads(out.read_text()) if out.exists() else None
 
 
+def _run_child(code: str):
+    """Python `code` in a child process on the CPU platform: a process that builds a TPU topology
+    holds libtpu's lockfile until it exits, so the tests' own process never does."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+
+
 needs_libtpu = pytest.mark.skipif(
     importlib.util.find_spec("libtpu") is None,
     reason="the TPU compiler (pip install -e '.[plan]') is not installed; CI installs it",
@@ -151,9 +167,6 @@ def test_a_tiny_step_compiles_for_a_tpu_slice_and_an_oversized_batch_does_not_fi
 def test_a_scoped_vmem_shortfall_is_a_plan_error_naming_the_flag():
     """An op whose working set exceeds the scoped-VMEM option is the user's setting to raise, not
     "does not fit HBM": compiled in a child process, which then holds libtpu's lockfile, not us."""
-    import subprocess
-    import sys
-
     code = """
 import jax, jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -168,14 +181,7 @@ try:
 except PlanError as error:
     print("PLAN ERROR:", error)
 """
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
-    )
+    done = _run_child(code)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "PLAN ERROR:" in done.stdout and "xla_tpu_scoped_vmem_limit_kib" in done.stdout
     assert "needs 512.0K and the limit is 64.0K" in done.stdout, done.stdout
@@ -186,9 +192,6 @@ def test_splash_min_tokens_sends_the_temporal_attention_to_splash_on_tpu():
     """↑F's 76-frame temporal attention is shorter than a splash block; `splash_min_tokens` (64 in
     its paper config) is what sends it to the Pallas kernel when compiling for TPU. Lowered only,
     for 4 compile-only v5e chips, in a child process (which then holds libtpu's lockfile)."""
-    import subprocess
-    import sys
-
     code = """
 import jax, jax.numpy as jnp, numpy as np
 from flax import nnx
@@ -205,14 +208,7 @@ for min_tokens in (128, 8):  # (B, F=8, H*W=4, C): temporal 8 tokens, spatial 4
         text = jax.jit(lambda s, x: nnx.merge(graph, s)(x)).lower(state, x).as_text()
     print(min_tokens, text.count("tpu_custom_call"))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"},
-    )
+    done = _run_child(code)
     assert done.returncode == 0, done.stderr[-2000:]
     kernels = dict(line.split() for line in done.stdout.splitlines() if line[:1].isdigit())
     assert kernels["128"] == "0", done.stdout  # XLA attention everywhere
