@@ -143,7 +143,7 @@ def stages(
     c.unet.update(sr_unet)
     c.diffusion.update(start_strength=SR_START, low_res_consistency=SR_HELD)
     c.data.update(data_dir=data_dir, resolution=32, crop=16, factor=2, num_frames=4)
-    _train(c, steps(450), 16, 6e-3)
+    _train(c, steps(900), 16, 6e-3)
     runs.append(("sr_low", c))
 
     c = sr_high.get_config("tiny")
@@ -152,7 +152,7 @@ def stages(
     c.data.update(
         dataset="moving_digits/tiny64", data_dir=data_dir, resolution=64, crop=32, factor=2
     )
-    _train(c, steps(450), 16, 6e-3)
+    _train(c, steps(900), 16, 6e-3)
     runs.append(("sr_high", c))
     return _override_steps(runs, run_steps or {})
 
